@@ -1,0 +1,26 @@
+"""mlejax: maximum likelihood on JAX.
+
+Write a log-likelihood as a pure JAX function; ``mj.fit`` maximises it with exact
+derivatives and returns estimates with standard errors, tests and intervals.
+mlejax never changes ``jax.config``: enable float64 yourself for inference with
+``jax.config.update("jax_enable_x64", True)``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
+from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
+from ._fit import fit as fit
+from ._result import DeltaResult as DeltaResult, FitResult as FitResult
+from ._status import (
+    ConvergenceWarning as ConvergenceWarning,
+    HessianWarning as HessianWarning,
+    MLEJaxWarning as MLEJaxWarning,
+    PrecisionWarning as PrecisionWarning,
+    Status as Status,
+)
+
+try:
+    __version__ = _version("mlejax")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"

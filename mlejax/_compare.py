@@ -1,0 +1,61 @@
+"""Comparing fits: likelihood-ratio test and Wald test of linear restrictions."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.stats import chi2
+
+
+class TestResult(NamedTuple):
+    statistic: float
+    df: int
+    pvalue: float
+
+
+def lrt(full, restricted) -> TestResult:
+    """Likelihood-ratio test of a restricted fit nested in a full one.
+
+    ``statistic = 2 (loglik_full - loglik_restricted)``, chi-squared with
+    ``df = nparams_full - nparams_restricted`` under the null. Fit the restricted
+    model with ``mj.Fixed`` on the restricted parameters (same data).
+    """
+    df = full.nparams - restricted.nparams
+    if df <= 0:
+        raise ValueError(
+            f"the full model has {full.nparams} free parameters and the restricted one "
+            f"{restricted.nparams}; pass the larger model first: lrt(full, restricted)."
+        )
+    if full.nobs != restricted.nobs:
+        raise ValueError(
+            f"the fits use different numbers of observations ({full.nobs} vs {restricted.nobs}); "
+            "a likelihood-ratio test needs the same data."
+        )
+    stat = 2.0 * (full.loglik - restricted.loglik)
+    if np.any(np.asarray(stat) < -1e-6 * np.maximum(1.0, np.abs(np.asarray(full.loglik)))):
+        raise ValueError(
+            "the restricted fit has a higher log-likelihood than the full one: the models "
+            "are not nested, or the full fit did not reach its maximum."
+        )
+    stat = jnp.maximum(stat, 0.0)
+    return TestResult(stat, df, chi2.sf(stat, df))
+
+
+def wald_test(res, r, q=None) -> TestResult:
+    """Wald test of ``R theta = q`` (rows of ``R`` over the free parameters, in the
+    order of ``res.names``): ``W = (R theta - q)' (R V R')^-1 (R theta - q)``."""
+    r = jnp.atleast_2d(jnp.asarray(r, dtype=res.cov.dtype))
+    if r.shape[1] != res.nparams:
+        raise ValueError(
+            f"R has {r.shape[1]} columns; it needs one per free parameter ({res.nparams}: "
+            f"{', '.join(res.names)})."
+        )
+    q = jnp.zeros(r.shape[0], r.dtype) if q is None else jnp.atleast_1d(jnp.asarray(q, r.dtype))
+    if q.shape != (r.shape[0],):
+        raise ValueError(f"q has shape {q.shape}; it needs one value per row of R ({r.shape[0]},).")
+    diff = r @ res._spec.natural_flat(res.params) - q
+    stat = diff @ jnp.linalg.solve(r @ res.cov @ r.T, diff)
+    df = r.shape[0]
+    return TestResult(stat, df, chi2.sf(stat, df))

@@ -1,0 +1,351 @@
+"""Constraint markers and the map between natural and unconstrained parameters.
+
+A user marks a leaf of the starting-value pytree, e.g. ``{"sigma": Positive(1.0)}``.
+:func:`parametrize` turns such a pytree into a static :class:`ParamSpec` (structure,
+names, one transform per leaf) and a dynamic :class:`ParamValues` (starting values,
+bounds and fixed values as arrays, so new numbers never trigger a recompile).
+The optimiser sees one flat unconstrained vector; everything reported is on the
+natural scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Constraint", "Positive", "Bounded", "Fixed", "ParamSpec", "ParamValues", "parametrize"]
+
+
+class Constraint:
+    """Base class of the markers that wrap a starting value in ``init``."""
+
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Positive(Constraint):
+    """A parameter that must be strictly positive (a scale, a rate, a variance).
+
+    The optimiser works on ``log(value)``; estimates and standard errors are
+    reported for ``value`` itself (delta method).
+    """
+
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Bounded(Constraint):
+    """A parameter in the open interval ``(low, high)``.
+
+    One-sided bounds are allowed: ``Bounded(2.0, jnp.inf, 5.0)`` keeps a value
+    above 2. The optimiser works on ``logit((value - low) / (high - low))``
+    (or a log for one-sided bounds). ``value`` defaults to the midpoint.
+    """
+
+    low: Any
+    high: Any
+    value: Any = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Fixed(Constraint):
+    """A parameter held at ``value``: not estimated, no standard error.
+
+    Fitting a restricted model for a likelihood-ratio test is ``Fixed(0.0)``.
+    """
+
+    value: Any
+
+
+def is_marker(x) -> bool:
+    return isinstance(x, Constraint)
+
+
+# Transform kinds. "lower" is low + exp(u), "upper" is high - exp(-u),
+# "interval" is low + (high - low) * sigmoid(u).
+FREE, LOWER, UPPER, INTERVAL, FIXED = "free", "lower", "upper", "interval", "fixed"
+
+
+def default_float_dtype():
+    """float64 when the user enabled x64, float32 otherwise; mlejax never changes it."""
+    return jnp.asarray(0.0).dtype
+
+
+def _forward(kind, u, low, high):
+    if kind == FREE:
+        return u
+    if kind == LOWER:
+        return low + jnp.exp(u)
+    if kind == UPPER:
+        return high - jnp.exp(-u)
+    if kind == INTERVAL:
+        return low + (high - low) * jax.nn.sigmoid(u)
+    raise AssertionError(kind)
+
+
+def _inverse(kind, x, low, high):
+    if kind == FREE:
+        return x
+    if kind == LOWER:
+        return jnp.log(x - low)
+    if kind == UPPER:
+        return -jnp.log(high - x)
+    if kind == INTERVAL:
+        t = (x - low) / (high - low)
+        return jnp.log(t) - jnp.log1p(-t)
+    raise AssertionError(kind)
+
+
+class ParamValues(NamedTuple):
+    """The dynamic half of a parametrisation: one array per leaf."""
+
+    values: tuple  # natural-scale starting values (or fixed values)
+    lows: tuple
+    highs: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """The static half of a parametrisation (hashable: part of the jit cache key)."""
+
+    treedef: Any
+    kinds: tuple
+    shapes: tuple
+    leaf_names: tuple
+    names: tuple  # one per free scalar parameter, e.g. "beta[2]"
+
+    @property
+    def free(self) -> tuple:
+        return tuple(k != FIXED for k in self.kinds)
+
+    @property
+    def nparams(self) -> int:
+        return len(self.names)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when every leaf is free and unconstrained (natural = optimiser scale)."""
+        return all(k == FREE for k in self.kinds)
+
+    # -- flat vectors over the free leaves -------------------------------------------
+    def _flatten(self, leaves):
+        parts = [jnp.ravel(x) for x, f in zip(leaves, self.free) if f]
+        if not parts:
+            return jnp.zeros((0,), default_float_dtype())
+        return jnp.concatenate(parts)
+
+    def _split(self, flat):
+        out, i = [], 0
+        for shape, f in zip(self.shapes, self.free):
+            if f:
+                n = math.prod(shape)
+                out.append(flat[i : i + n].reshape(shape))
+                i += n
+            else:
+                out.append(None)
+        return out
+
+    def unflatten_leaves(self, leaves):
+        return jax.tree_util.tree_unflatten(self.treedef, list(leaves))
+
+    def to_unconstrained(self, dyn: ParamValues):
+        leaves = [
+            _inverse(k, v, lo, hi) if k != FIXED else None
+            for k, v, lo, hi in zip(self.kinds, dyn.values, dyn.lows, dyn.highs)
+        ]
+        return self._flatten(leaves)
+
+    def to_natural(self, u, dyn: ParamValues):
+        """Flat unconstrained vector -> natural-scale parameter pytree."""
+        leaves = [
+            v if k == FIXED else _forward(k, x, lo, hi)
+            for k, x, v, lo, hi in zip(self.kinds, self._split(u), dyn.values, dyn.lows, dyn.highs)
+        ]
+        return self.unflatten_leaves(leaves)
+
+    def natural_flat(self, params):
+        """Natural-scale pytree -> flat vector of its free parameters."""
+        return self._flatten(self.treedef.flatten_up_to(params))
+
+    def from_natural_flat(self, phi, dyn: ParamValues):
+        """Flat natural vector of the free parameters -> pytree (fixed leaves filled in)."""
+        leaves = [v if x is None else x for x, v in zip(self._split(phi), dyn.values)]
+        return self.unflatten_leaves(leaves)
+
+    def leaf_mask(self, fill_free, fill_fixed):
+        """A params-shaped pytree with ``fill_free`` on free leaves and ``fill_fixed`` on fixed."""
+        return self.unflatten_leaves(
+            [fill_free(s) if f else fill_fixed(s) for s, f in zip(self.shapes, self.free)]
+        )
+
+    def bounds_flat(self, dyn: ParamValues):
+        """Flat (low, high) of the free parameters on the natural scale (+-inf where open)."""
+        lows, highs = [], []
+        for k, lo, hi, s in zip(self.kinds, dyn.lows, dyn.highs, self.shapes):
+            inf = jnp.full(s, jnp.inf, jnp.result_type(lo))
+            lows.append(jnp.broadcast_to(lo, s) if k in (LOWER, INTERVAL) else -inf)
+            highs.append(jnp.broadcast_to(hi, s) if k in (UPPER, INTERVAL) else inf)
+        return self._flatten(lows), self._flatten(highs)
+
+
+# -- building a parametrisation from a user's init ---------------------------------
+
+
+def path_name(path) -> str:
+    """Render a pytree key path as ``scale.sigma`` / ``beta`` / ``theta[1]``."""
+    out = ""
+    for key in path:
+        if isinstance(key, jax.tree_util.DictKey):
+            out += ("." if out else "") + str(key.key)
+        elif isinstance(key, jax.tree_util.GetAttrKey):
+            out += ("." if out else "") + key.name
+        elif isinstance(key, jax.tree_util.SequenceKey):
+            out += ("" if out else "theta") + f"[{key.idx}]"
+        else:  # FlattenedIndexKey and custom keys
+            out += ("" if out else "theta") + f"[{getattr(key, 'key', key)}]"
+    return out or "theta"
+
+
+def element_names(leaf_name: str, shape) -> list[str]:
+    if shape == ():
+        return [leaf_name]
+    return [f"{leaf_name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _as_float_array(x, where: str, dtype):
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(
+            f"init{where} is {x!r}; every starting value must be a number or an array of numbers."
+        )
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(
+            f"init{where} has type {type(x).__name__}; every starting value must be a number "
+            "or an array of numbers (wrap it in mj.Positive / mj.Bounded / mj.Fixed as needed)."
+        ) from e
+    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+        raise TypeError(f"init{where} has dtype {arr.dtype}; starting values must be numeric.")
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"init{where} is complex; mlejax estimates real parameters.")
+    # Integer starting values are cast to float (documented): gradients need floats.
+    return arr.astype(dtype)
+
+
+def _leaf_label(leaf_name: str) -> str:
+    return "" if leaf_name == "theta" else f" leaf {leaf_name!r}"
+
+
+def parametrize(init) -> tuple[ParamSpec, ParamValues]:
+    """Split a marked starting-value pytree into a static spec and dynamic values.
+
+    Raises ``TypeError`` / ``ValueError`` naming the leaf for starting values that
+    are not numbers, not finite, or outside their constraint.
+    """
+    dtype = default_float_dtype()
+    flat, treedef = jax.tree_util.tree_flatten_with_path(init, is_leaf=is_marker)
+    if not flat:
+        raise ValueError("init has no parameters: pass a number, an array or a pytree of them.")
+    kinds, shapes, leaf_names, names, values, lows, highs = [], [], [], [], [], [], []
+    for path, leaf in flat:
+        name = path_name(path)
+        where = _leaf_label(name)
+        low = high = None
+        if isinstance(leaf, Fixed):
+            value, kind = _as_float_array(leaf.value, where, dtype), FIXED
+        elif isinstance(leaf, Positive):
+            value, kind = _as_float_array(leaf.value, where, dtype), LOWER
+            low, high = jnp.zeros((), dtype), jnp.asarray(jnp.inf, dtype)
+        elif isinstance(leaf, Bounded):
+            low = _as_float_array(leaf.low, where + " (low)", dtype)
+            high = _as_float_array(leaf.high, where + " (high)", dtype)
+            if leaf.value is None:
+                value = jnp.where(
+                    jnp.isfinite(low) & jnp.isfinite(high),
+                    (low + high) / 2,
+                    jnp.where(jnp.isfinite(low), low + 1, high - 1),
+                )
+                value = jnp.where(jnp.isinf(low) & jnp.isinf(high), 0.0, value).astype(dtype)
+            else:
+                value = _as_float_array(leaf.value, where, dtype)
+            kind = _bounded_kind(low, high, name)
+        elif isinstance(leaf, Constraint):
+            raise TypeError(f"init{where}: unknown constraint marker {type(leaf).__name__}.")
+        else:
+            value, kind = _as_float_array(leaf, where, dtype), FREE
+        if low is None:
+            low = high = jnp.zeros((), dtype)
+        else:
+            try:
+                low = jnp.broadcast_to(low, value.shape)
+                high = jnp.broadcast_to(high, value.shape)
+            except ValueError:
+                raise ValueError(
+                    f"init{where}: bounds of shape {jnp.shape(low)} / {jnp.shape(high)} do not "
+                    f"broadcast to the starting value's shape {value.shape}."
+                ) from None
+        _check_start(name, where, kind, value, low, high)
+        kinds.append(kind)
+        shapes.append(tuple(value.shape))
+        leaf_names.append(name)
+        if kind != FIXED:
+            names.extend(element_names(name, tuple(value.shape)))
+        values.append(value)
+        lows.append(low)
+        highs.append(high)
+    spec = ParamSpec(treedef, tuple(kinds), tuple(shapes), tuple(leaf_names), tuple(names))
+    return spec, ParamValues(tuple(values), tuple(lows), tuple(highs))
+
+
+def _bounded_kind(low, high, name):
+    if not (_is_concrete(low) and _is_concrete(high)):
+        return INTERVAL
+    lo, hi = np.asarray(low), np.asarray(high)
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
+        raise ValueError(f"Bounded parameter {name!r}: bounds must not be NaN.")
+    if np.any(lo >= hi):
+        raise ValueError(
+            f"Bounded parameter {name!r}: lower bound {lo} is not below upper bound {hi}; "
+            "write mj.Bounded(low, high, value) with low < high."
+        )
+    lo_f, hi_f = np.isfinite(lo), np.isfinite(hi)
+    if np.all(lo_f) and np.all(hi_f):
+        return INTERVAL
+    if np.all(lo_f) and not np.any(hi_f):
+        return LOWER
+    if np.all(hi_f) and not np.any(lo_f):
+        return UPPER
+    if not np.any(lo_f) and not np.any(hi_f):
+        return FREE
+    raise ValueError(
+        f"Bounded parameter {name!r} mixes finite and infinite bounds across its elements; "
+        "split it into separate leaves with one kind of bound each."
+    )
+
+
+def _check_start(name, where, kind, value, low, high):
+    if not (_is_concrete(value) and _is_concrete(low) and _is_concrete(high)):
+        return
+    v = np.asarray(value)
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"init{where} has a non-finite starting value {v}; start from finite numbers.")
+    lo, hi = np.asarray(low), np.asarray(high)
+    if kind in (LOWER, INTERVAL) and np.any(v <= lo):
+        what = "mj.Positive" if kind == LOWER and np.all(lo == 0) else "its lower bound"
+        raise ValueError(
+            f"init{where} = {v} is not strictly above {what} ({lo}); start inside the allowed range."
+        )
+    if kind in (UPPER, INTERVAL) and np.any(v >= hi):
+        raise ValueError(
+            f"init{where} = {v} is not strictly below its upper bound ({hi}); "
+            "start inside the allowed range."
+        )

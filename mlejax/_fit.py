@@ -1,0 +1,345 @@
+"""``mj.fit``: validate on the host, run one compiled computation, report honestly."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._constraints import parametrize
+from ._driver import minimise
+from ._inference import (
+    COV_TYPES,
+    analyse_information,
+    at_bound,
+    covariance,
+    natural_loglik,
+    observed_information,
+    per_observation_scores,
+)
+from ._result import FitResult
+from ._solvers import Objective, OptaxAscent, make_solver
+from ._status import (
+    ConvergenceWarning,
+    HessianWarning,
+    PrecisionWarning,
+    Status,
+)
+
+_DEFAULT_MAXITER = {"newton": 200, "lbfgs": 2000, "optax": 10_000}
+_DEFAULT_TOL = {"newton": 1e-9, "lbfgs": 1e-9, "optax": 1e-6}
+
+
+class _ById:
+    """Hashable-by-identity wrapper, so any callable can key the jit cache."""
+
+    __slots__ = ("fn", "__weakref__")
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __hash__(self):
+        return id(self.fn)
+
+    def __eq__(self, other):
+        return isinstance(other, _ById) and other.fn is self.fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+def wrap_loglik(loglik) -> _ById:
+    if isinstance(loglik, _ById):
+        return loglik
+    if not callable(loglik):
+        raise TypeError(
+            f"loglik must be a function loglik(params, data) -> scalar; got {type(loglik).__name__}."
+        )
+    return _ById(loglik)
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def prepare_data(data):
+    """Turn data leaves into arrays; refuse what is not numeric, naming the leaf."""
+
+    def conv(path, leaf):
+        where = "data" + jax.tree_util.keystr(path)
+        if isinstance(leaf, (str, bytes)):
+            raise TypeError(f"{where} is a string; data leaves must be numbers or numeric arrays.")
+        if isinstance(leaf, jax.Array):
+            arr = leaf
+        else:
+            try:
+                arr = np.asarray(leaf)
+            except Exception as e:  # noqa: BLE001
+                raise TypeError(f"{where} of type {type(leaf).__name__} is not an array.") from e
+            if arr.dtype == object or not (
+                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+            ):
+                raise TypeError(
+                    f"{where} has dtype {arr.dtype}; data leaves must be numeric arrays."
+                )
+        return arr
+
+    return jax.tree_util.tree_map_with_path(conv, data)
+
+
+def infer_nobs(data):
+    """The leading-axis length shared by most data leaves (ties: the largest)."""
+    sizes = [jnp.shape(a)[0] for a in jax.tree_util.tree_leaves(data) if jnp.ndim(a) >= 1]
+    if not sizes:
+        return None
+    counts = Counter(sizes)
+    return max(counts, key=lambda n: (counts[n], n))
+
+
+def _float_leaves(data):
+    return [
+        a for a in jax.tree_util.tree_leaves(data) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)
+    ]
+
+
+def _check_output(out):
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise TypeError(
+            "loglik must return one scalar (the total log-likelihood); it returned a "
+            f"{type(out).__name__}: {out}."
+        )
+    if out.shape != ():
+        raise TypeError(
+            "loglik must return a scalar (the total log-likelihood); it returned shape "
+            f"{out.shape} with dtype {out.dtype}. Sum over observations, e.g. jnp.sum(logpdf)."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(
+            f"loglik must return a real floating-point scalar; it returned dtype {out.dtype}."
+        )
+
+
+def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
+         check_finite):
+    """The whole fit as one pure function (jit-compiled by ``fit``; vmap-able)."""
+    x0 = spec.to_unconstrained(dyn)
+    _check_output(jax.eval_shape(loglik, spec.to_natural(x0, dyn), data))
+    obj = Objective(lambda x: -loglik(spec.to_natural(x, dyn), data))  # the one sign flip
+    st = minimise(solver, obj, x0, tol, maxiter)
+
+    params = spec.to_natural(st.x, dyn)
+    phi = spec.natural_flat(params)
+    hess = solver.hessian(st.solver_state)
+    if hess is not None and spec.is_identity:
+        info = hess  # the Hessian of -loglik at the optimum is the observed information
+    else:
+        info = observed_information(natural_loglik(loglik, spec, dyn, data), phi)
+    an = analyse_information(info)
+    scores = None
+    if cov_type != "observed":
+        scores = per_observation_scores(loglik, spec, dyn, data, phi, nobs)
+    cov = covariance(cov_type, an, scores, clusters, n_clusters)
+    var = jnp.diag(cov)
+    se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
+    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+    stderr = spec.from_natural_flat(se_flat, nan_dyn)
+    low, high = spec.bounds_flat(dyn)
+
+    status = st.status
+    ok = status == int(Status.SUCCESS)
+    status = jnp.where(ok & an.not_negdef, int(Status.NOT_MAXIMUM), status)
+    status = jnp.where(ok & an.not_identified, int(Status.NOT_IDENTIFIED), status)
+    finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
+    if check_finite and finite_leaves:
+        status = jnp.where(jnp.all(jnp.stack(finite_leaves)), status, int(Status.NONFINITE_DATA))
+    status = status.astype(jnp.int32)
+    out = dict(
+        params=params,
+        stderr=stderr,
+        cov=cov,
+        information=info,
+        loglik=-st.f,
+        converged=status == int(Status.SUCCESS),
+        n_iter=st.n_iter,
+        grad_norm=jnp.linalg.norm(st.g),
+        status=status,
+        hessian_not_negdef=an.not_negdef,
+        not_identified=an.not_identified,
+        ill_conditioned=an.ill_conditioned,
+        condition_number=an.condition_number,
+        null_vector=an.null_vector,
+        params_at_bound=at_bound(phi, se_flat, low, high),
+        x=st.x,
+    )
+    return out, finite_leaves
+
+
+_core_jit = jax.jit(
+    core,
+    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite"),
+)
+
+
+def _resolve_options(method, maxiter, tol):
+    solver = make_solver(method)
+    key = "optax" if isinstance(solver, OptaxAscent) else solver.name
+    maxiter = _DEFAULT_MAXITER[key] if maxiter is None else maxiter
+    tol = _DEFAULT_TOL[key] if tol is None else tol
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 0:
+        raise ValueError(f"maxiter={maxiter!r} must be a non-negative integer.")
+    if _is_concrete(tol) and not (np.isfinite(float(tol)) and float(tol) >= 0):
+        raise ValueError(f"tol={tol!r} must be a finite number >= 0.")
+    return solver, int(maxiter), tol
+
+
+def _clusters(clusters, nobs, cov):
+    if cov != "cluster":
+        if clusters is not None:
+            raise ValueError("clusters= is only used with cov='cluster'.")
+        return None, None
+    if clusters is None:
+        raise ValueError("cov='cluster' needs clusters=, one label per observation.")
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or labels.shape[0] != nobs:
+        raise ValueError(
+            f"clusters has shape {labels.shape}; it needs one label per observation ({nobs},)."
+        )
+    uniq, codes = np.unique(labels, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError("cov='cluster' needs at least two clusters.")
+    return jnp.asarray(codes), int(len(uniq))
+
+
+def fit(
+    loglik,
+    init,
+    data=None,
+    *,
+    method="newton",
+    maxiter=None,
+    tol=None,
+    cov="observed",
+    clusters=None,
+    nobs=None,
+    check_finite=True,
+) -> FitResult:
+    """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
+
+    Args:
+        loglik: a pure JAX function returning the total log-likelihood (a scalar).
+            Reuse the same function object across calls: the compiled fit is cached
+            on it, on the shapes of ``init``/``data`` and on the options, so a second
+            call with new numbers does not recompile.
+        init: a pytree of starting values (floats; integers are cast to float). A
+            leaf may be wrapped in ``mj.Positive``, ``mj.Bounded`` or ``mj.Fixed``.
+        data: any pytree of arrays, passed to ``loglik`` unchanged (integer data stay
+            integer so they can index). Leaves sharing a leading axis are the
+            observations (``nobs``; OPG / sandwich scores).
+        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, or any
+            ``optax.GradientTransformation`` for gradient ascent.
+        maxiter: iteration limit (default 200 Newton, 2000 L-BFGS, 10000 optax).
+        tol: convergence when ``max_i |g_i| max(|x_i|, 1) / max(|loglik|, 1) <= tol``
+            on the optimiser's scale (default 1e-9; 1e-6 for optax).
+        cov: ``"observed"`` (inverse observed information), ``"opg"`` (outer product
+            of per-observation scores), ``"sandwich"`` (Huber-White) or ``"cluster"``
+            (cluster-robust; give ``clusters``). The per-observation covariances need
+            the total log-likelihood to be the sum over observations.
+        clusters: one label per observation, for ``cov="cluster"``.
+        nobs: number of observations, if the leading axis of the data is not it.
+        check_finite: refuse data containing NaN/inf (set False if ``loglik``
+            masks them itself).
+
+    Raises:
+        TypeError/ValueError at call time for bad input, naming the argument; a
+        ``ValueError`` if the log-likelihood is not finite at the start. Problems
+        during the fit are reported in ``status``/``message`` and warned about.
+    """
+    ll = wrap_loglik(loglik)
+    spec, dyn = parametrize(init)
+    solver, maxiter, tol = _resolve_options(method, maxiter, tol)
+    if cov not in COV_TYPES:
+        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
+    data = prepare_data(data)
+    n = infer_nobs(data) if nobs is None else int(nobs)
+    codes, n_clusters = _clusters(clusters, n, cov)
+    dtype = dyn.values[0].dtype
+    out, finite_leaves = _core_jit(
+        dyn,
+        data,
+        jnp.asarray(tol, dtype),
+        jnp.asarray(maxiter, jnp.int32),
+        codes,
+        loglik=ll,
+        spec=spec,
+        solver=solver,
+        cov_type=cov,
+        nobs=n,
+        n_clusters=n_clusters,
+        check_finite=bool(check_finite),
+    )
+    res = FitResult(
+        **out,
+        _dyn=dyn,
+        _data=data,
+        names=spec.names,
+        nobs=n,
+        method=getattr(solver, "name", "optax"),
+        cov_type=cov,
+        _spec=spec,
+        _loglik=ll,
+    )
+    if _is_concrete(res.status):
+        _raise_or_warn(res, data, finite_leaves)
+    return res
+
+
+def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
+    status = int(res.status)
+    if status == Status.NONFINITE_DATA:
+        bad = []
+        for path, a in jax.tree_util.tree_leaves_with_path(data):
+            if jnp.issubdtype(jnp.result_type(a), jnp.inexact):
+                nbad = int(np.sum(~np.isfinite(np.asarray(a))))
+                if nbad:
+                    bad.append(f"data{jax.tree_util.keystr(path)} ({nbad} NaN/inf values)")
+        raise ValueError(
+            f"{', '.join(bad)}: the data contain NaN or inf. Remove or impute those "
+            "observations, or handle them inside loglik and pass check_finite=False."
+        )
+    if status == Status.NONFINITE_START:
+        raise ValueError(
+            f"the log-likelihood (or its gradient) is not finite at the starting values "
+            f"(loglik = {float(res.loglik)}). Choose init inside the support of the model "
+            "(e.g. positive scales, probabilities in (0, 1)) or check loglik for log(0)."
+        )
+    if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED):
+        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+    elif status != Status.SUCCESS:
+        warnings.warn(
+            f"{res.message} (after {int(res.n_iter)} iterations, gradient norm "
+            f"{float(res.grad_norm):.3g}).",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    elif bool(res.ill_conditioned) or bool(res.at_bound) or bool(res.hessian_not_negdef):
+        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+    if res.nobs is not None and res.nobs <= res.nparams:
+        warnings.warn(
+            f"only {res.nobs} observations for {res.nparams} parameters: the covariance is "
+            "not identified or unreliable.",
+            HessianWarning,
+            stacklevel=stacklevel,
+        )
+    if jnp.result_type(res.loglik) == jnp.float32:
+        warnings.warn(
+            "standard errors were computed in float32 and may be inaccurate; enable float64 "
+            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
+            PrecisionWarning,
+            stacklevel=stacklevel,
+        )
+
+
+__all__ = ["fit"]

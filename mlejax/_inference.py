@@ -1,0 +1,121 @@
+"""From the log-likelihood at the optimum to inference: information, covariance, flags.
+
+All on the natural scale over the free parameters. Pure JAX (runs inside the
+compiled fit and under ``vmap``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+COV_TYPES = ("observed", "opg", "sandwich", "cluster")
+
+
+def natural_loglik(loglik, spec, dyn, data):
+    """The log-likelihood as a function of the flat natural vector of free parameters."""
+    return lambda phi: loglik(spec.from_natural_flat(phi, dyn), data)
+
+
+def observed_information(ll_nat, phi):
+    """Minus the Hessian of the log-likelihood (exact, by autodiff)."""
+    h = jax.hessian(ll_nat)(phi)
+    return -0.5 * (h + h.T)
+
+
+class InfoAnalysis(NamedTuple):
+    inverse: Any  # inverse of the information, NaN where it cannot be trusted
+    not_negdef: Any  # Hessian has a positive eigenvalue (information not PSD) or NaN
+    not_identified: Any  # information singular: a direction the data do not determine
+    ill_conditioned: Any  # usable, but the correlation-scaled condition number is large
+    condition_number: Any
+    null_vector: Any  # the least-determined parameter combination (unit vector)
+
+
+def analyse_information(info) -> InfoAnalysis:
+    """Eigen-analysis of the correlation-scaled information matrix.
+
+    Scaling by the diagonal makes the checks independent of the parameters' units:
+    the condition number measures how close the parameters are to being confounded.
+    """
+    k = info.shape[0]
+    dtype = info.dtype
+    eps = jnp.finfo(dtype).eps
+    finite = jnp.all(jnp.isfinite(info))
+    safe = jnp.where(finite, info, jnp.eye(k, dtype=dtype))
+    dg = jnp.diag(safe)
+    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
+    s = safe / jnp.outer(d, d)
+    w, v = jnp.linalg.eigh(s)
+    wmax = jnp.max(jnp.abs(w), initial=0.0)
+    wmin = w[0] if k else jnp.asarray(1.0, dtype)
+    singular_tol = 1e4 * eps * wmax
+    not_negdef = ~finite | (wmin < -singular_tol)
+    not_identified = finite & ~not_negdef & (wmin <= singular_tol)
+    cond = jnp.where(wmin > 0, wmax / jnp.where(wmin > 0, wmin, 1.0), jnp.inf)
+    ill = ~not_negdef & ~not_identified & (cond > 1.0 / jnp.sqrt(eps))
+    bad = not_negdef | not_identified
+    inv = (v / jnp.where(w == 0, 1.0, w)) @ v.T / jnp.outer(d, d)
+    inv = jnp.where(bad, jnp.nan, inv)
+    null = v[:, 0] / d if k else jnp.zeros((0,), dtype)
+    null = null / jnp.maximum(jnp.linalg.norm(null), jnp.finfo(dtype).tiny)
+    return InfoAnalysis(inv, not_negdef, not_identified, ill, cond, null)
+
+
+def per_observation_scores(loglik, spec, dyn, data, phi, nobs):
+    """Scores (n x k) of each observation: the gradient of the log-likelihood of the
+    data sliced to one observation (leaves whose leading axis has length ``nobs``;
+    other leaves are passed whole). Requires that the total log-likelihood is the
+    sum of the per-observation ones."""
+    leaves, treedef = jax.tree_util.tree_flatten(data)
+    mapped = [jnp.ndim(a) >= 1 and jnp.shape(a)[0] == nobs for a in leaves]
+    if nobs is None or not any(mapped):
+        raise ValueError(
+            "cov='opg', 'sandwich' and 'cluster' need per-observation scores: give data whose "
+            "leaves share a leading observation axis (or pass nobs=)."
+        )
+
+    def one(obs):
+        it = iter(obs)
+        full = [next(it)[None] if m else a for a, m in zip(leaves, mapped)]
+        d = jax.tree_util.tree_unflatten(treedef, full)
+        return jax.grad(natural_loglik(loglik, spec, dyn, d))(phi)
+
+    return jax.vmap(one)([a for a, m in zip(leaves, mapped) if m])
+
+
+def covariance(cov_type, analysis, scores=None, clusters=None, n_clusters=None):
+    """The covariance of the estimates for a covariance type.
+
+    - ``observed``: inverse observed information.
+    - ``opg``: inverse outer product of the per-observation scores (BHHH).
+    - ``sandwich``: ``H^-1 (S'S) H^-1`` (Huber-White, statsmodels' HC0).
+    - ``cluster``: the sandwich with scores summed within clusters, with
+      statsmodels' small-sample factor ``G/(G-1) (n-1)/(n-k)``.
+    """
+    hinv = analysis.inverse
+    if cov_type == "observed":
+        return hinv
+    if cov_type == "opg":
+        return analyse_information(scores.T @ scores).inverse
+    if cov_type == "sandwich":
+        return hinv @ (scores.T @ scores) @ hinv
+    if cov_type == "cluster":
+        n, k = scores.shape
+        g = n_clusters
+        sums = jax.ops.segment_sum(scores, clusters, num_segments=g)
+        factor = g / (g - 1) * (n - 1) / (n - k)
+        return factor * hinv @ (sums.T @ sums) @ hinv
+    raise AssertionError(cov_type)
+
+
+def at_bound(phi, stderr, low, high):
+    """A parameter within half a standard error of a bound (iminuit's rule), or
+    numerically on it where no standard error is available."""
+    dist = jnp.minimum(phi - low, high - phi)
+    near = jnp.where(
+        jnp.isfinite(stderr), dist <= 0.5 * stderr, dist <= 1e-8 * jnp.maximum(jnp.abs(phi), 1.0)
+    )
+    return near & (jnp.isfinite(low) | jnp.isfinite(high))

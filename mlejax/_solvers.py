@@ -1,0 +1,204 @@
+"""Small solver pieces run by the one driver loop in :mod:`mlejax._driver`.
+
+Every solver minimises ``f = -loglik`` on the unconstrained scale and has
+
+- ``init(obj, x) -> (f, g, state)``
+- ``step(obj, x, f, g, state) -> (x, f, g, state, code)`` where ``code`` is
+  ``Status.RUNNING`` or the reason the solver cannot go on
+- ``hessian(state)``: the Hessian of ``f`` at ``x`` if the solver keeps one, else None.
+
+Solvers are frozen dataclasses (hashable), so they are part of the jit cache key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._status import Status
+
+RUNNING = int(Status.RUNNING)
+
+
+class Objective(NamedTuple):
+    """``f = -loglik`` on the unconstrained scale, with its derivatives."""
+
+    value: Callable
+
+    def value_and_grad(self, x):
+        return jax.value_and_grad(self.value)(x)
+
+    def value_grad_hess(self, x):
+        """f, gradient and Hessian in one forward-over-reverse pass."""
+
+        def grad_aux(x):
+            f, g = jax.value_and_grad(self.value)(x)
+            return g, (f, g)
+
+        h, (f, g) = jax.jacfwd(grad_aux, has_aux=True)(x)
+        return f, g, 0.5 * (h + h.T)
+
+
+def _finite(*xs):
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in xs]))
+
+
+def _code_for_rejected(f_new):
+    """A rejected step whose f is -inf means the log-likelihood reached +inf."""
+    return jnp.where(f_new == -jnp.inf, int(Status.UNBOUNDED), RUNNING)
+
+
+class NewtonState(NamedTuple):
+    hess: Any
+    lam: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Newton:
+    """Newton's method with the exact Hessian, made safe far from the optimum.
+
+    Each step solves ``(|H| + lam I) p = -g`` where ``|H|`` replaces the Hessian's
+    eigenvalues by their absolute values (so the step always goes uphill in the
+    log-likelihood, also at a saddle) and ``lam`` is a Levenberg-Marquardt damping:
+    zero near the optimum (pure Newton, quadratic convergence), raised tenfold
+    whenever a step is rejected. A step is accepted only if the log-likelihood is
+    finite and rises by a sufficient (Armijo) amount; a NaN/inf or lower value is
+    never accepted.
+    """
+
+    armijo: float = 1e-4
+
+    name = "newton"
+
+    def init(self, obj, x):
+        f, g, h = obj.value_grad_hess(x)
+        return f, g, NewtonState(h, jnp.zeros((), x.dtype))
+
+    def hessian(self, state):
+        return state.hess
+
+    def step(self, obj, x, f, g, state):
+        eps = jnp.finfo(x.dtype).eps
+        w, v = jnp.linalg.eigh(state.hess)
+        w = jnp.abs(w)
+        scale = jnp.maximum(jnp.max(w, initial=0.0), jnp.finfo(x.dtype).tiny)
+        d = jnp.maximum(w, scale * eps) + state.lam
+        p = -v @ ((v.T @ g) / d)
+        x_new = x + p
+        f_new, g_new, h_new = obj.value_grad_hess(x_new)
+        sufficient = f_new <= f + self.armijo * jnp.dot(g, p)
+        # At the optimum f is flat to rounding: accept a step that leaves f unchanged
+        # to within a few ulps if it shrinks the gradient.
+        noise = (jnp.abs(f_new - f) <= 16 * eps * jnp.maximum(jnp.abs(f), 1.0)) & (
+            jnp.linalg.norm(g_new) < jnp.linalg.norm(g)
+        )
+        ok = _finite(f_new, g_new, h_new) & (sufficient | noise)
+        lam_up = jnp.maximum(10.0 * state.lam, 1e-3 * scale)
+        lam_down = jnp.where(state.lam > 1e-8 * scale, 0.1 * state.lam, 0.0)
+        lam = jnp.where(ok, lam_down, lam_up)
+        rel_step = jnp.max(jnp.abs(p) / jnp.maximum(jnp.abs(x), 1.0), initial=0.0)
+        stalled = ~ok & ((lam > 1e16 * scale) | (rel_step < eps))
+        code = jnp.where(ok, RUNNING, _code_for_rejected(f_new))
+        code = jnp.where(stalled & (code == RUNNING), int(Status.PRECISION_LOSS), code)
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        return (
+            pick(x_new, x),
+            pick(f_new, f),
+            pick(g_new, g),
+            NewtonState(pick(h_new, state.hess), lam),
+            code,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LBFGS:
+    """optax's L-BFGS with a zoom line search (strong Wolfe), for many parameters."""
+
+    memory_size: int = 10
+    name = "lbfgs"
+
+    def _opt(self):
+        return optax.lbfgs(memory_size=self.memory_size)
+
+    def init(self, obj, x):
+        f, g = obj.value_and_grad(x)
+        return f, g, self._opt().init(x)
+
+    def hessian(self, state):
+        return None
+
+    def step(self, obj, x, f, g, state):
+        updates, state_new = self._opt().update(g, state, x, value=f, grad=g, value_fn=obj.value)
+        x_new = x + updates
+        f_new, g_new = optax.value_and_grad_from_state(obj.value)(x_new, state=state_new)
+        ok = _finite(f_new, g_new) & (f_new <= f)
+        moved = jnp.any(updates != 0)
+        code = jnp.where(ok, RUNNING, _code_for_rejected(f_new))
+        code = jnp.where(
+            (code == RUNNING) & ~(ok & moved), int(Status.PRECISION_LOSS), code
+        )
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        state_out = jax.tree_util.tree_map(pick, state_new, state)
+        return pick(x_new, x), pick(f_new, f), pick(g_new, g), state_out, code
+
+
+@dataclasses.dataclass(frozen=True)
+class OptaxAscent:
+    """Gradient ascent on the log-likelihood with any ``optax.GradientTransformation``.
+
+    The transformation is applied to the gradient of ``-loglik`` (optax minimises),
+    so ``optax.adam(1e-2)`` climbs the likelihood. Steps are not line-searched;
+    a step to a NaN/inf log-likelihood stops the fit with status ``NONFINITE``.
+    Reuse one transformation object across calls: a new one recompiles.
+    """
+
+    tx: Any
+    name = "optax"
+
+    def init(self, obj, x):
+        f, g = obj.value_and_grad(x)
+        return f, g, self.tx.init(x)
+
+    def hessian(self, state):
+        return None
+
+    def step(self, obj, x, f, g, state):
+        if isinstance(self.tx, optax.GradientTransformationExtraArgs):
+            updates, state_new = self.tx.update(g, state, x, value=f, grad=g, value_fn=obj.value)
+        else:
+            updates, state_new = self.tx.update(g, state, x)
+        x_new = x + updates
+        f_new, g_new = obj.value_and_grad(x_new)
+        ok = _finite(f_new, g_new)
+        code = jnp.where(
+            ok, RUNNING, jnp.where(f_new == -jnp.inf, int(Status.UNBOUNDED), int(Status.NONFINITE))
+        )
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        state_out = jax.tree_util.tree_map(pick, state_new, state)
+        return pick(x_new, x), pick(f_new, f), pick(g_new, g), state_out, code
+
+
+def make_solver(method):
+    """``"newton"``, ``"lbfgs"``, an optax transformation, or a solver object."""
+    if isinstance(method, str):
+        key = method.lower()
+        if key == "newton":
+            return Newton()
+        if key in ("lbfgs", "l-bfgs"):
+            return LBFGS()
+        raise ValueError(
+            f"method={method!r} is not known; use 'newton' (default), 'lbfgs', or an "
+            "optax.GradientTransformation such as optax.adam(1e-2)."
+        )
+    if isinstance(method, optax.GradientTransformation):
+        return OptaxAscent(method)
+    if isinstance(method, (Newton, LBFGS, OptaxAscent)):
+        return method
+    raise TypeError(
+        f"method has type {type(method).__name__}; use 'newton', 'lbfgs', or an "
+        "optax.GradientTransformation such as optax.adam(1e-2)."
+    )

@@ -1,0 +1,70 @@
+"""Result codes of a fit, their messages, and mlejax's warning classes.
+
+A status is an integer array inside the result pytree (so it survives ``vmap``);
+the message is derived from it on the host.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(enum.IntEnum):
+    """Why a fit stopped. ``SUCCESS`` is the only code with ``converged=True``."""
+
+    RUNNING = -1
+    SUCCESS = 0
+    MAX_ITER = 1
+    PRECISION_LOSS = 2
+    NONFINITE = 3
+    UNBOUNDED = 4
+    NOT_MAXIMUM = 5
+    NOT_IDENTIFIED = 6
+    NONFINITE_START = 7
+    NONFINITE_DATA = 8
+
+
+MESSAGES = {
+    Status.RUNNING: "still running (internal state; never returned)",
+    Status.SUCCESS: "converged: the scaled gradient is below tol and the observed information "
+    "is positive definite (a strict local maximum)",
+    Status.MAX_ITER: "not converged: the iteration limit (maxiter) was reached. Raise maxiter, "
+    "start closer to the optimum, or rescale the parameters",
+    Status.PRECISION_LOSS: "not converged: no step improves the log-likelihood any more "
+    "(precision loss) while the gradient is still above tol. The optimum may be on a "
+    "numerically noisy or non-smooth surface; loosen tol or reparametrise",
+    Status.NONFINITE: "not converged: the log-likelihood or its gradient became NaN/inf and "
+    "no shorter step recovered. Constrain the parameters (mj.Positive, mj.Bounded) or "
+    "guard the log-likelihood against log(0)",
+    Status.UNBOUNDED: "not converged: the log-likelihood grows without bound (+inf). The model "
+    "is degenerate for these data (e.g. a variance shrinking to zero on one point)",
+    Status.NOT_MAXIMUM: "not a maximum: the gradient vanishes but the Hessian is not negative "
+    "definite (a saddle point or a minimum). Start from another point",
+    Status.NOT_IDENTIFIED: "not identified: the gradient vanishes but the observed information "
+    "is singular, so some combination of parameters is not determined by the data (flat "
+    "likelihood). Fix or drop a parameter, or reparametrise",
+    Status.NONFINITE_START: "the log-likelihood or its gradient is NaN/inf at the starting "
+    "values",
+    Status.NONFINITE_DATA: "the data contain NaN or inf",
+}
+
+
+def message(status) -> str:
+    return MESSAGES[Status(int(status))]
+
+
+class MLEJaxWarning(UserWarning):
+    """Base class of mlejax's warnings."""
+
+
+class ConvergenceWarning(MLEJaxWarning):
+    """A fit stopped without converging; the result's ``status`` and ``message`` say why."""
+
+
+class HessianWarning(MLEJaxWarning):
+    """The observed information is not usable as is (not positive definite, singular,
+    ill-conditioned, or a parameter at a bound); see the result's flags."""
+
+
+class PrecisionWarning(MLEJaxWarning):
+    """Standard errors computed in float32; enable x64 for inference."""
