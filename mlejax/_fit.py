@@ -30,7 +30,7 @@ from ._status import (
 )
 
 _DEFAULT_MAXITER = {"newton": 200, "lbfgs": 2000, "optax": 10_000}
-_DEFAULT_TOL = {"newton": 1e-9, "lbfgs": 1e-9, "optax": 1e-6}
+_DEFAULT_TOL = {"newton": 1e-10, "lbfgs": 1e-8, "optax": 1e-6}
 
 
 class _ById:
@@ -158,11 +158,31 @@ def _check_output(out):
         )
 
 
+def _shapes_note(params, data) -> str:
+    def show(tree):
+        return ", ".join(
+            f"{jax.tree_util.keystr(p) or '(root)'}: {jnp.shape(a)} {jnp.result_type(a)}"
+            for p, a in jax.tree_util.tree_leaves_with_path(tree)
+        ) or "none"
+
+    return (
+        "mlejax: this error was raised by loglik(params, data) at the starting values, with "
+        f"params leaves [{show(params)}] and data leaves [{show(data)}]. Check that the "
+        "shapes of init and data line up with what loglik expects."
+    )
+
+
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
          check_finite):
     """The whole fit as one pure function (jit-compiled by ``fit``; vmap-able)."""
     x0 = spec.to_unconstrained(dyn)
-    _check_output(jax.eval_shape(loglik, spec.to_natural(x0, dyn), data))
+    params0 = spec.to_natural(x0, dyn)
+    try:
+        out0 = jax.eval_shape(loglik, params0, data)
+    except Exception as e:  # the user's own exception, unchanged, with context added
+        e.add_note(_shapes_note(params0, data))
+        raise
+    _check_output(out0)
     obj = Objective(lambda x: -loglik(spec.to_natural(x, dyn), data))  # the one sign flip
     st = minimise(solver, obj, x0, tol, maxiter)
 
@@ -279,7 +299,7 @@ def fit(
             ``optax.GradientTransformation`` for gradient ascent.
         maxiter: iteration limit (default 200 Newton, 2000 L-BFGS, 10000 optax).
         tol: convergence when ``max_i |g_i| max(|x_i|, 1) / max(|loglik|, 1) <= tol``
-            on the optimiser's scale (default 1e-9; 1e-6 for optax).
+            on the optimiser's scale (default 1e-10 Newton, 1e-8 L-BFGS, 1e-6 optax).
         cov: ``"observed"`` (inverse observed information), ``"opg"`` (outer product
             of per-observation scores), ``"sandwich"`` (Huber-White) or ``"cluster"``
             (cluster-robust; give ``clusters``). The per-observation covariances need

@@ -61,9 +61,10 @@ class NewtonState(NamedTuple):
 class Newton:
     """Newton's method with the exact Hessian, made safe far from the optimum.
 
-    Each step solves ``(|H| + lam I) p = -g`` where ``|H|`` replaces the Hessian's
-    eigenvalues by their absolute values (so the step always goes uphill in the
-    log-likelihood, also at a saddle) and ``lam`` is a Levenberg-Marquardt damping:
+    Each step solves ``(|H| + lam D) p = -g`` where ``|H|`` replaces the eigenvalues
+    of the Jacobi-scaled Hessian by their absolute values (so the step always goes
+    uphill in the log-likelihood, also at a saddle), ``D`` is the Hessian's
+    diagonal (Marquardt's scaling) and ``lam`` is a Levenberg-Marquardt damping:
     zero near the optimum (pure Newton, quadratic convergence), raised tenfold
     whenever a step is rejected. A step is accepted only if the log-likelihood is
     finite and rises by a sufficient (Armijo) amount; a NaN/inf or lower value is
@@ -83,11 +84,14 @@ class Newton:
 
     def step(self, obj, x, f, g, state):
         eps = jnp.finfo(x.dtype).eps
-        w, v = jnp.linalg.eigh(state.hess)
+        # Jacobi scaling makes the eigenvalue floor and the damping unit-free.
+        dg = jnp.abs(jnp.diag(state.hess))
+        s = jnp.where(dg > 0, jnp.sqrt(dg), 1.0)
+        w, v = jnp.linalg.eigh(state.hess / jnp.outer(s, s))
         w = jnp.abs(w)
-        scale = jnp.maximum(jnp.max(w, initial=0.0), jnp.finfo(x.dtype).tiny)
+        scale = jnp.max(w, initial=0.0)
         d = jnp.maximum(w, scale * eps) + state.lam
-        p = -v @ ((v.T @ g) / d)
+        p = -(v @ ((v.T @ (g / s)) / d)) / s
         x_new = x + p
         f_new, g_new, h_new = obj.value_grad_hess(x_new)
         sufficient = f_new <= f + self.armijo * jnp.dot(g, p)
@@ -97,13 +101,18 @@ class Newton:
             jnp.linalg.norm(g_new) < jnp.linalg.norm(g)
         )
         ok = _finite(f_new, g_new, h_new) & (sufficient | noise)
-        lam_up = jnp.maximum(10.0 * state.lam, 1e-3 * scale)
-        lam_down = jnp.where(state.lam > 1e-8 * scale, 0.1 * state.lam, 0.0)
+        lam_up = jnp.maximum(10.0 * state.lam, 1e-3)
+        lam_down = jnp.where(state.lam > 1e-8, 0.1 * state.lam, 0.0)
         lam = jnp.where(ok, lam_down, lam_up)
         rel_step = jnp.max(jnp.abs(p) / jnp.maximum(jnp.abs(x), 1.0), initial=0.0)
-        stalled = ~ok & ((lam > 1e16 * scale) | (rel_step < eps))
+        stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
         code = jnp.where(ok, RUNNING, _code_for_rejected(f_new))
-        code = jnp.where(stalled & (code == RUNNING), int(Status.PRECISION_LOSS), code)
+        # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
+        # finite ones that the optimum is lost in rounding.
+        given_up = jnp.where(
+            _finite(f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
+        )
+        code = jnp.where(stalled & (code == RUNNING), given_up, code)
         pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
         return (
             pick(x_new, x),
