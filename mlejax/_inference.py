@@ -64,6 +64,29 @@ def analyse_information(info) -> InfoAnalysis:
     return InfoAnalysis(inv, not_negdef, not_identified, ill, cond, null)
 
 
+def pinv_information(info):
+    """Moore-Penrose pseudo-inverse of the information: the documented fallback
+    covariance when the information is singular or indefinite.
+
+    Computed on the correlation scale (so the cut-off does not depend on the
+    parameters' units): eigenvalues with ``|w| <= 1e4 * eps * max|w|`` count as
+    zero; the rest, negative ones included, are inverted. NaN if the information
+    is not finite.
+    """
+    k = info.shape[0]
+    dtype = info.dtype
+    eps = jnp.finfo(dtype).eps
+    finite = jnp.all(jnp.isfinite(info))
+    safe = jnp.where(finite, info, jnp.eye(k, dtype=dtype))
+    dg = jnp.diag(safe)
+    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
+    w, v = jnp.linalg.eigh(safe / jnp.outer(d, d))
+    cut = 1e4 * eps * jnp.max(jnp.abs(w), initial=0.0)
+    winv = jnp.where(jnp.abs(w) > cut, 1.0 / jnp.where(jnp.abs(w) > cut, w, 1.0), 0.0)
+    out = (v * winv) @ v.T / jnp.outer(d, d)
+    return jnp.where(finite, out, jnp.nan)
+
+
 def per_observation_scores(loglik, spec, dyn, data, phi, nobs):
     """Scores (n x k) of each observation: the gradient of the log-likelihood of the
     data sliced to one observation (leaves whose leading axis has length ``nobs``;

@@ -122,12 +122,19 @@ class FitResult:
 
     def _flag_notes(self) -> list[str]:
         notes = []
-        if bool(self.hessian_not_negdef) and int(self.status) != Status.NOT_MAXIMUM:
-            notes.append("the Hessian is not negative definite: standard errors are NaN")
-        if bool(self.not_identified) and int(self.status) != Status.NOT_IDENTIFIED:
-            notes.append("the observed information is singular: standard errors are NaN")
+        if self.cov_type == "pinv":
+            nan_se = "standard errors are from the pseudo-inverse fallback (cov_type 'pinv')"
+        else:
+            nan_se = "standard errors are NaN (res.with_cov('pinv') gives labelled pseudo-inverse ones)"
+        if bool(self.hessian_not_negdef):
+            if int(self.status) != Status.NOT_MAXIMUM:
+                notes.append("the Hessian is not negative definite")
+            notes.append(nan_se)
         if bool(self.not_identified):
+            if int(self.status) != Status.NOT_IDENTIFIED:
+                notes.append("the observed information is singular")
             notes.append(f"the data do not determine the combination {self.null_combination()}")
+            notes.append(nan_se)
         if bool(self.ill_conditioned):
             notes.append(
                 f"the information is ill-conditioned (condition number "
@@ -139,14 +146,27 @@ class FitResult:
                 f"{', '.join(at)} at or near a bound: Wald standard errors and intervals are "
                 "unreliable there; use conf_int(method='profile')"
             )
+        if self.nobs is not None and self.nobs <= self.nparams:
+            notes.append(
+                f"only {self.nobs} observations for {self.nparams} parameters: the covariance "
+                "is not identified or unreliable"
+            )
         return notes
 
     def null_combination(self, tol: float = 0.05) -> str:
-        """The parameter combination the data determine least, as text (e.g. ``0.71*a + 0.71*b``)."""
+        """The parameter combination the data determine least, as text, e.g.
+        ``0.707*a + 0.707*b`` (coefficients of the unit eigenvector of the
+        correlation-scaled information with the smallest eigenvalue, rescaled to the
+        parameters' units; terms below ``tol`` are left out)."""
         v = np.asarray(self.null_vector)
         v = v * np.sign(v[np.argmax(np.abs(v))]) if v.size else v
-        terms = [f"{c:+.3g}*{n}" for c, n in zip(v, self.names) if abs(c) > tol]
-        return " ".join(terms).lstrip("+") if terms else "(none)"
+        out = ""
+        for c, n in zip(v, self.names):
+            if abs(c) <= tol:
+                continue
+            term = f"{abs(c):.3g}*{n}"
+            out += (term if c > 0 else "-" + term) if not out else (" + " if c > 0 else " - ") + term
+        return out or "(none)"
 
     # -- inference methods -----------------------------------------------------------
     def _phi(self):
@@ -171,6 +191,21 @@ class FitResult:
             return profile_conf_int(self, level)
         raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
 
+    def profile(self, name, grid):
+        """The profile log-likelihood of one parameter over ``grid`` (natural scale).
+
+        ``name`` is an element name from ``names`` (e.g. ``"beta[2]"``) or its index.
+        At each grid value the other free parameters are re-maximised (Newton,
+        warm-started from the estimate, vmapped over the grid). Returns a
+        :class:`mlejax.Profile` with ``values``, ``loglik``, ``deviance``
+        (``2 (loglik_hat - loglik)``), the re-maximised ``params`` and ``converged``.
+        Compiled once per model and grid length. For a MAP fit (``log_prior``) the
+        log-posterior is profiled.
+        """
+        from ._profile import profile
+
+        return profile(self, name, grid)
+
     def delta(self, fn) -> DeltaResult:
         """Estimate and standard error of ``fn(params)`` by the delta method.
 
@@ -188,6 +223,146 @@ class FitResult:
         se = jnp.sqrt(jnp.diag(cov))
         return DeltaResult(est_tree, unravel(se), cov)
 
+    def with_cov(self, cov_type: str, *, clusters=None, expected_information=None) -> "FitResult":
+        """The same fit with another covariance (and standard errors) attached.
+
+        ``cov_type``:
+
+        - ``"observed"``, ``"opg"``, ``"sandwich"``, ``"cluster"`` (give
+          ``clusters``): as in :func:`mlejax.fit`; per-observation scores are the
+          gradients of ``loglik`` on the data sliced to one observation (leaves
+          sharing the leading ``nobs`` axis), so the total log-likelihood must be
+          their sum.
+        - ``"expected"``: the inverse of the expected (Fisher) information, which
+          you supply as ``expected_information(params, data) -> (k, k)`` array: the
+          total over observations, natural scale, free parameters in the order of
+          ``names``.
+        - ``"pinv"``: the documented fallback when the observed information is
+          singular or not positive definite (standard errors NaN): a
+          pseudo-inverse (the Moore-Penrose inverse of the correlation-scaled
+          information, scaled back; eigenvalues below ``1e4 * eps * max`` count as
+          zero). Labelled ``"pinv"`` in
+          ``cov_type`` and the summary. Variances of parameters along a
+          non-identified direction are then only the minimum-norm choice, not
+          sampling variances; standard errors of identified combinations (via
+          ``delta``) are meaningful. Negative variances (an indefinite Hessian) give
+          NaN standard errors.
+
+        The diagnostic flags (which describe the observed information) are kept.
+        """
+        from ._inference import (
+            COV_TYPES,
+            analyse_information,
+            covariance,
+            pinv_information,
+            per_observation_scores,
+        )
+
+        _check_single_fit(self, "with_cov()")
+        known = COV_TYPES + ("expected", "pinv")
+        if cov_type not in known:
+            raise ValueError(f"cov_type={cov_type!r} is not known; use one of {known}.")
+        if expected_information is not None and cov_type != "expected":
+            raise ValueError("expected_information= is only used with cov_type='expected'.")
+        if clusters is not None and cov_type != "cluster":
+            raise ValueError("clusters= is only used with cov_type='cluster'.")
+        info = jnp.asarray(self.information)
+        k = self.nparams
+        if cov_type == "pinv":
+            cov = pinv_information(info)
+        elif cov_type == "expected":
+            if not callable(expected_information):
+                raise TypeError(
+                    "cov_type='expected' needs expected_information=fn, with "
+                    "fn(params, data) -> the (k, k) expected information of the free "
+                    f"parameters in the order {self.names}."
+                )
+            fisher = jnp.asarray(expected_information(self.params, self._data), info.dtype)
+            if fisher.shape != (k, k):
+                raise ValueError(
+                    f"expected_information returned shape {fisher.shape}; it must return a "
+                    f"({k}, {k}) matrix over the free parameters {self.names}."
+                )
+            cov = analyse_information(0.5 * (fisher + fisher.T)).inverse
+        else:
+            codes = n_clusters = None
+            if cov_type == "cluster":
+                from ._fit import _clusters
+
+                codes, n_clusters = _clusters(clusters, self.nobs, "cluster")
+            if getattr(self._loglik, "log_prior", None) is not None:
+                raise ValueError("a MAP fit (log_prior) only has cov_type 'observed' or 'pinv'.")
+            scores = None
+            if cov_type != "observed":
+                scores = per_observation_scores(
+                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self.nobs
+                )
+            cov = covariance(cov_type, analyse_information(info), scores, codes, n_clusters)
+        var = jnp.diag(cov)
+        se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
+        dyn = self._dyn
+        nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+        stderr = self._spec.from_natural_flat(se_flat, nan_dyn)
+        return dataclasses.replace(self, cov=cov, stderr=stderr, cov_type=cov_type)
+
+    # -- export ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The fit as plain Python numbers (JSON-friendly): per-parameter dicts keyed
+        by ``names`` (``params``, ``stderr``), the fit statistics, status and flags."""
+        _check_single_fit(self, "to_dict()")
+        phi = np.asarray(self._phi(), dtype=float)
+        cov = np.asarray(self.cov, dtype=float)
+        var = np.diag(cov) if cov.size else np.zeros(0)
+        se = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
+        f = lambda v: float(v)  # noqa: E731
+        return {
+            "params": {n: f(v) for n, v in zip(self.names, phi)},
+            "stderr": {n: f(v) for n, v in zip(self.names, se)},
+            "cov": cov.tolist(),
+            "names": list(self.names),
+            "loglik": f(self.loglik),
+            "nobs": self.nobs,
+            "nparams": self.nparams,
+            "aic": f(self.aic),
+            "aicc": f(self.aicc),
+            "bic": f(self.bic),
+            "converged": bool(self.converged),
+            "status": Status(int(self.status)).name,
+            "message": self.message,
+            "n_iter": int(self.n_iter),
+            "grad_norm": f(self.grad_norm),
+            "method": self.method,
+            "cov_type": self.cov_type,
+            "flags": {
+                "hessian_not_negdef": bool(self.hessian_not_negdef),
+                "not_identified": bool(self.not_identified),
+                "ill_conditioned": bool(self.ill_conditioned),
+                "condition_number": f(self.condition_number),
+                "params_at_bound": [
+                    n for n, b in zip(self.names, np.asarray(self.params_at_bound)) if b
+                ],
+            },
+        }
+
+    def to_dataframe(self, level: float = 0.95):
+        """The coefficient table as a ``pandas.DataFrame`` (one row per free parameter:
+        ``coef``, ``std err``, ``z``, ``P>|z|`` and the Wald interval at ``level``).
+        pandas is optional: installed only if you use this."""
+        _check_single_fit(self, "to_dataframe()")
+        _check_level(level)
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - exercised with pandas missing
+            raise ImportError(
+                "FitResult.to_dataframe() needs pandas, which mlejax does not require; "
+                "install it with `pip install pandas`, or use to_dict()."
+            ) from e
+        from ._summary import coef_table
+
+        rows, lo_label, hi_label = coef_table(self, level)
+        cols = ["coef", "std err", "z", "P>|z|", lo_label, hi_label]
+        return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=cols)
+
     def wald_test(self, r, q=None):
         """Wald test of the linear restrictions ``R theta = q`` over the free parameters
         (in the order of ``names``). Returns statistic, df, p-value (chi-squared)."""
@@ -195,10 +370,14 @@ class FitResult:
 
         return wald_test(self, r, q)
 
-    def summary(self) -> str:
+    def summary(self, level: float = 0.95) -> str:
+        """A statsmodels-style table: fit statistics, covariance type, the
+        coefficients with Wald standard errors, z, p-values and intervals at
+        ``level``, the diagnostic flags in words and the status message."""
         from ._summary import summary_text
 
-        return summary_text(self)
+        _check_level(level)
+        return summary_text(self, level)
 
     def _repr_html_(self) -> str:
         from ._summary import summary_html
@@ -215,6 +394,14 @@ class FitResult:
 
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
+
+
+def _check_single_fit(res, what):
+    if not _is_concrete(res.loglik) or jnp.ndim(res.loglik) != 0:
+        raise ValueError(
+            f"{what} needs a single concrete fit; for a batch of fits, take one out first "
+            "(e.g. jax.tree_util.tree_map(lambda a: a[i], batch)), outside jit."
+        )
 
 
 def _check_level(level):

@@ -4,25 +4,45 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 
 import numpy as np
+from jax.scipy.special import ndtri
 
 from ._status import Status
 
 _WIDTH = 78
 
+_FLAG_WORDS = {
+    "hessian_not_negdef": "Hessian not negative definite",
+    "not_identified": "not identified",
+    "ill_conditioned": "ill-conditioned",
+    "at_bound": "parameter at a bound",
+}
 
-def _rows(res, level=0.95):
-    phi = np.asarray(res._spec.natural_flat(res.params))
-    se = np.sqrt(np.abs(np.diag(np.asarray(res.cov))))
-    se = np.where(np.isfinite(np.diag(np.asarray(res.cov))), se, np.nan)
-    z = phi / se
+
+def _level_labels(level):
+    a = 100.0 * (1.0 - level) / 2.0
+    fmt = lambda v: f"{v:.3f}".rstrip("0").rstrip(".")  # noqa: E731
+    return f"[{fmt(a / 100.0)}", f"{fmt(1.0 - a / 100.0)}]"
+
+
+def coef_table(res, level=0.95):
+    """Rows ``(name, coef, std err, z, P>|z|, low, high)`` (Wald, at ``level``) and the
+    two interval column labels."""
+    phi = np.asarray(res._spec.natural_flat(res.params), dtype=float)
+    var = np.diag(np.asarray(res.cov, dtype=float)) if len(res.names) else np.zeros(0)
+    se = np.where(np.isfinite(var) & (var >= 0), np.sqrt(np.abs(var)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = phi / se
     p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
-    q = 1.959963984540054 if level == 0.95 else None
-    return [
+    q = float(ndtri(0.5 + level / 2.0))
+    rows = [
         (name, phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
         for i, name in enumerate(res.names)
     ]
+    lo, hi = _level_labels(level)
+    return rows, lo, hi
 
 
 def _fmt(x, width=10):
@@ -32,6 +52,18 @@ def _fmt(x, width=10):
     if ax != 0 and (ax >= 1e5 or ax < 1e-4):
         return f"{x:>{width}.3e}"
     return f"{x:>{width}.4f}"
+
+
+def flag_words(res) -> str:
+    """The raised diagnostic flags in words, or ``"none"``."""
+    on = [
+        _FLAG_WORDS["hessian_not_negdef"] if bool(res.hessian_not_negdef) else None,
+        _FLAG_WORDS["not_identified"] if bool(res.not_identified) else None,
+        _FLAG_WORDS["ill_conditioned"] if bool(res.ill_conditioned) else None,
+        _FLAG_WORDS["at_bound"] if bool(res.at_bound) else None,
+    ]
+    on = [w for w in on if w]
+    return ", ".join(on) if on else "none"
 
 
 def _header_pairs(res):
@@ -44,38 +76,46 @@ def _header_pairs(res):
     ]
 
 
-def summary_text(res) -> str:
+def summary_text(res, level=0.95) -> str:
     lines = ["mlejax maximum-likelihood fit".center(_WIDTH), "=" * _WIDTH]
     for a, b, c, d in _header_pairs(res):
         lines.append(f"{a:<18}{b:>20}   {c:<18}{d:>19}")
     lines.append("=" * _WIDTH)
+    rows, lo_label, hi_label = coef_table(res, level)
     namew = max([12] + [len(n) + 1 for n in res.names])
-    head = f"{'':<{namew}}{'coef':>10}{'std err':>11}{'z':>9}{'P>|z|':>9}{'[0.025':>11}{'0.975]':>11}"
-    lines += [head, "-" * max(_WIDTH, len(head))]
-    for name, est, se, z, p, lo, hi in _rows(res):
+    head = (
+        f"{'':<{namew}}{'coef':>10}{'std err':>11}{'z':>9}{'P>|z|':>9}"
+        f"{lo_label:>11}{hi_label:>11}"
+    )
+    width = max(_WIDTH, len(head))
+    lines += [head, "-" * width]
+    for name, est, se, z, p, lo, hi in rows:
         zs = f"{z:>9.3f}" if np.isfinite(z) else f"{'nan':>9}"
         ps = f"{p:>9.3f}" if np.isfinite(p) else f"{'nan':>9}"
         lines.append(f"{name:<{namew}}{_fmt(est)}{_fmt(se, 11)}{zs}{ps}{_fmt(lo, 11)}{_fmt(hi, 11)}")
-    lines.append("=" * max(_WIDTH, len(head)))
+    lines.append("=" * width)
     status = Status(int(res.status))
-    lines.append(f"Status: {status.name}: {res.message}.")
+    lines.append(f"Flags: {flag_words(res)}")
+    lines += textwrap.wrap(f"Status: {status.name}: {res.message}.", width)
     return "\n".join(lines)
 
 
-def summary_html(res) -> str:
+def summary_html(res, level=0.95) -> str:
     e = html.escape
     head = "".join(
         f"<tr><th>{e(a)}</th><td>{e(b)}</td><th>{e(c)}</th><td>{e(d)}</td></tr>"
         for a, b, c, d in _header_pairs(res)
     )
-    cols = ["", "coef", "std err", "z", "P>|z|", "[0.025", "0.975]"]
+    rows, lo_label, hi_label = coef_table(res, level)
+    cols = ["", "coef", "std err", "z", "P>|z|", lo_label, hi_label]
     body = "".join(
         "<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{_fmt(v).strip()}</td>" for v in r[1:]) + "</tr>"
-        for r in _rows(res)
+        for r in rows
     )
     return (
         "<div><b>mlejax maximum-likelihood fit</b>"
         f"<table>{head}</table>"
         "<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + f"</tr>{body}</table>"
+        f"<p>Flags: {e(flag_words(res))}</p>"
         f"<p>Status: {e(Status(int(res.status)).name)}: {e(res.message)}.</p></div>"
     )
