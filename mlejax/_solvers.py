@@ -47,6 +47,14 @@ def _finite(*xs):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in xs]))
 
 
+def _flat_but_better(f, g, f_new, g_new):
+    """At the optimum f is flat to rounding: a step that leaves f unchanged to within
+    a few ulps but shrinks the gradient is progress."""
+    eps = jnp.finfo(jnp.result_type(f)).eps
+    same_f = jnp.abs(f_new - f) <= 16 * eps * jnp.maximum(jnp.abs(f), 1.0)
+    return same_f & (jnp.linalg.norm(g_new) < jnp.linalg.norm(g))
+
+
 def _code_for_rejected(f_new):
     """A rejected step whose f is -inf means the log-likelihood reached +inf."""
     return jnp.where(f_new == -jnp.inf, int(Status.UNBOUNDED), RUNNING)
@@ -95,12 +103,7 @@ class Newton:
         x_new = x + p
         f_new, g_new, h_new = obj.value_grad_hess(x_new)
         sufficient = f_new <= f + self.armijo * jnp.dot(g, p)
-        # At the optimum f is flat to rounding: accept a step that leaves f unchanged
-        # to within a few ulps if it shrinks the gradient.
-        noise = (jnp.abs(f_new - f) <= 16 * eps * jnp.maximum(jnp.abs(f), 1.0)) & (
-            jnp.linalg.norm(g_new) < jnp.linalg.norm(g)
-        )
-        ok = _finite(f_new, g_new, h_new) & (sufficient | noise)
+        ok = _finite(f_new, g_new, h_new) & (sufficient | _flat_but_better(f, g, f_new, g_new))
         lam_up = jnp.maximum(10.0 * state.lam, 1e-3)
         lam_down = jnp.where(state.lam > 1e-8, 0.1 * state.lam, 0.0)
         lam = jnp.where(ok, lam_down, lam_up)
@@ -144,7 +147,7 @@ class LBFGS:
         updates, state_new = self._opt().update(g, state, x, value=f, grad=g, value_fn=obj.value)
         x_new = x + updates
         f_new, g_new = optax.value_and_grad_from_state(obj.value)(x_new, state=state_new)
-        ok = _finite(f_new, g_new) & (f_new <= f)
+        ok = _finite(f_new, g_new) & ((f_new <= f) | _flat_but_better(f, g, f_new, g_new))
         moved = jnp.any(updates != 0)
         code = jnp.where(ok, RUNNING, _code_for_rejected(f_new))
         code = jnp.where(
