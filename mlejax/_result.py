@@ -41,23 +41,43 @@ class FitResult:
         grad_norm: norm of the final gradient on the optimiser's scale.
         status: a :class:`mlejax.Status` code; ``message`` says it in words.
         hessian_not_negdef: the Hessian of the log-likelihood is not negative
-            definite (or not finite) at the end. Causes: the fit stopped at a saddle
-            point or a minimum; the maximum is on a boundary the optimiser cannot
-            reach; the log-likelihood is not smooth there. Fix: start elsewhere,
-            constrain the parameter, or check the model. Standard errors are NaN.
-        not_identified: the information is singular: the combination
-            ``null_vector`` of parameters is not determined by the data. Causes:
-            redundant parameters (only ``a - b`` enters), collinear covariates,
-            a flat likelihood, too few observations. Fix: fix or drop a parameter,
-            reparametrise, or add data. Standard errors are NaN.
+            definite (or not finite) at the end; status ``NOT_MAXIMUM`` if the
+            gradient vanished there. Standard errors are NaN.
+            Causes: the fit stopped at a saddle point or a minimum (e.g. started
+            exactly at a symmetric stationary point); the maximum lies on a
+            boundary the optimiser cannot reach; the log-likelihood is not smooth
+            or not finite there.
+            Fix: start from another point; constrain the parameter
+            (``mj.Positive``/``mj.Bounded``); check the log-likelihood.
+        not_identified: the observed information is singular: the combination
+            ``null_vector`` of parameters (in words: ``null_combination()``) is not
+            determined by the data; status ``NOT_IDENTIFIED``. Standard errors are
+            NaN; ``with_cov("pinv")`` gives labelled pseudo-inverse ones.
+            Causes: redundant parameters (only ``a - b`` enters the model);
+            collinear covariates or perfect separation; a parameter that does not
+            enter the likelihood; a plateau (flat likelihood); fewer observations
+            than parameters.
+            Fix: fix (``mj.Fixed``) or drop a parameter of the named combination;
+            reparametrise; add data.
         ill_conditioned: the correlation-scaled information has a condition number
-            (``condition_number``) above 1/sqrt(eps): standard errors are computed
-            but are sensitive to rounding. Causes: nearly collinear parameters,
-            badly scaled parameters. Fix: centre/scale covariates, reparametrise.
+            ``condition_number`` above 1/sqrt(eps) (6.7e7 in float64): standard
+            errors are computed but sensitive to rounding.
+            Causes: nearly collinear covariates; nearly redundant parameters;
+            parameters on very different scales that also correlate.
+            Fix: centre and scale covariates; drop one of a near-duplicate pair;
+            reparametrise (e.g. orthogonal polynomials).
+        condition_number: largest over smallest eigenvalue of the
+            correlation-scaled information (inf when singular).
+        null_vector: unit vector (over ``names``, natural units) of the
+            least-determined parameter combination.
         params_at_bound: per free parameter, True if it is within half a standard
-            error of a bound. Causes: the MLE is on the boundary of the parameter
-            space (e.g. a variance component of zero). Wald standard errors and
-            intervals are unreliable there; use ``conf_int(method="profile")``.
+            error of a bound of its constraint (iminuit's rule).
+            Causes: the MLE is on the boundary of the parameter space (a variance
+            component of zero, a probability of 0 or 1, a non-negative effect
+            estimated as zero); a bound set too tight.
+            Fix: Wald standard errors and intervals are unreliable there, use
+            ``conf_int(method="profile")``, which respects the bound; loosen the
+            bound if it is not part of the model.
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
     """
 
