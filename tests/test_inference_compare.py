@@ -1,0 +1,191 @@
+"""Model comparison and functions of parameters. Oracles: statsmodels (llf, LR test,
+Wald test, AIC/BIC, AICc from statsmodels.tools.eval_measures) and closed forms."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from statsmodels.tools.eval_measures import aicc as sm_aicc
+
+import mlejax as mj
+
+RTOL = 1e-6
+N = 150
+
+
+def logit_ll(p, d):
+    eta = d["X"] @ p["beta"]
+    return jnp.sum(d["y"] * eta - jnp.logaddexp(0.0, eta))
+
+
+def poisson_ll(p, d):
+    eta = d["X"] @ p["beta"]
+    return jnp.sum(d["y"] * eta - jnp.exp(eta) - jax.scipy.special.gammaln(d["y"] + 1.0))
+
+
+def _data(kind):
+    rng = np.random.default_rng(7 if kind == "logit" else 8)
+    x = np.column_stack([np.ones(N), rng.normal(size=N), rng.normal(size=N)])
+    eta = x @ np.array([0.2, 0.5, 0.15])
+    if kind == "logit":
+        return logit_ll, sm.Logit, x, (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(float)
+    return poisson_ll, sm.Poisson, x, rng.poisson(np.exp(eta)).astype(float)
+
+
+def _sm_fit(model):
+    return model.fit(disp=0, method="newton", tol=1e-14, maxiter=100)
+
+
+def _split(ll):
+    """The same model with beta written as (b01, b2), so b2 can be mj.Fixed."""
+
+    def ll_split(p, d):
+        return ll({"beta": jnp.concatenate([p["b01"], jnp.atleast_1d(p["b2"])])}, d)
+
+    return ll_split
+
+
+def _null(ll):
+    def ll_null(p, d):
+        return ll({"beta": jnp.stack([p["a"], p["b1"], p["b2"]])}, d)
+
+    return ll_null
+
+
+SPLIT = {logit_ll: _split(logit_ll), poisson_ll: _split(poisson_ll)}
+NULL = {logit_ll: _null(logit_ll), poisson_ll: _null(poisson_ll)}
+
+
+@functools.lru_cache(maxsize=None)
+def _fits(kind):
+    """(full, restricted b2 = 0, intercept-only) mlejax fits and the statsmodels full fit."""
+    ll, Model, x, y = _data(kind)
+    data = {"X": x, "y": y}
+    full = mj.fit(ll, {"beta": jnp.zeros(3)}, data)
+    restr = mj.fit(SPLIT[ll], {"b01": jnp.zeros(2), "b2": mj.Fixed(0.0)}, data)
+    null = mj.fit(NULL[ll], {"a": 0.0, "b1": mj.Fixed(0.0), "b2": mj.Fixed(0.0)}, data)
+    return full, restr, null, _sm_fit(Model(y, x))
+
+
+@pytest.mark.parametrize("kind", ["logit", "poisson"])
+def test_lrt_and_information_criteria_match_statsmodels(kind):
+    ll, Model, x, y = _data(kind)
+    full, restr, _, sm_full = _fits(kind)
+    assert restr.nparams == 2 and restr.names == ("b01[0]", "b01[1]")
+    sm_restr = _sm_fit(Model(y, x[:, :2]))
+    for ours, theirs in ((full, sm_full), (restr, sm_restr)):
+        np.testing.assert_allclose(float(ours.loglik), theirs.llf, rtol=RTOL)
+        np.testing.assert_allclose(float(ours.aic), theirs.aic, rtol=RTOL)
+        np.testing.assert_allclose(float(ours.bic), theirs.bic, rtol=RTOL)
+        k = theirs.df_model + 1
+        np.testing.assert_allclose(float(ours.aicc), sm_aicc(theirs.llf, N, k), rtol=RTOL)
+    test = mj.lrt(full, restr)
+    # statsmodels' own LR test of the nested pair (compare_lr_test is OLS-only; its
+    # statistic is 2 (llf_full - llf_restricted), chi2 with the difference in df)
+    stat = 2 * (sm_full.llf - sm_restr.llf)
+    from scipy.stats import chi2
+
+    np.testing.assert_allclose(float(test.statistic), stat, rtol=RTOL)
+    assert test.df == 1
+    np.testing.assert_allclose(float(test.pvalue), chi2.sf(stat, 1), rtol=RTOL)
+
+
+@pytest.mark.parametrize("kind", ["logit", "poisson"])
+def test_lrt_against_intercept_only_equals_statsmodels_llr(kind):
+    full, _, null, sm_full = _fits(kind)
+    test = mj.lrt(full, null)
+    assert test.df == 2
+    np.testing.assert_allclose(float(test.statistic), sm_full.llr, rtol=RTOL)
+    np.testing.assert_allclose(float(test.pvalue), sm_full.llr_pvalue, rtol=RTOL)
+    np.testing.assert_allclose(float(null.loglik), sm_full.llnull, rtol=RTOL)
+
+
+@pytest.mark.parametrize("kind", ["logit", "poisson"])
+def test_wald_test_matches_statsmodels(kind):
+    res, _, _, sm_res = _fits(kind)
+    r = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    q = np.array([0.3, 0.0])
+    ours = res.wald_test(r, q)
+    theirs = sm_res.wald_test((r, q), use_f=False, scalar=True)
+    np.testing.assert_allclose(float(ours.statistic), float(theirs.statistic), rtol=RTOL)
+    np.testing.assert_allclose(float(ours.pvalue), float(theirs.pvalue), rtol=RTOL)
+    assert ours.df == 2
+    one = mj.wald_test(res, [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(float(one.statistic), float(sm_res.tvalues[2]) ** 2, rtol=RTOL)
+    np.testing.assert_allclose(float(one.pvalue), float(sm_res.pvalues[2]), rtol=RTOL)
+
+
+def test_compare_bad_input():
+    ll, _, x, y = _data("logit")
+    full, _, _, _ = _fits("logit")
+    with pytest.raises(ValueError, match="pass the larger model first"):
+        mj.lrt(full, full)
+    with pytest.raises(ValueError, match="R has 2 columns; it needs one per free parameter"):
+        full.wald_test([[1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"q has shape \(2,\)"):
+        full.wald_test([[1.0, 0.0, 0.0]], [0.0, 1.0])
+    part = {"X": x[:100], "y": y[:100]}
+    restr = mj.fit(SPLIT[ll], {"b01": jnp.zeros(2), "b2": mj.Fixed(0.0)}, part)
+    with pytest.raises(ValueError, match="different numbers of observations"):
+        mj.lrt(full, restr)
+
+
+# -- delta method against closed forms -----------------------------------------------
+
+
+def test_delta_normal_variance_and_cv():
+    x = np.random.default_rng(4).normal(3.0, 2.0, size=80)
+    n = x.size
+
+    def ll(p, x):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+
+    res = mj.fit(ll, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+    s = np.sqrt(np.mean((x - x.mean()) ** 2))
+    d = res.delta(lambda p: p["sigma"] ** 2)
+    # Var(sigma_hat) = sigma^2 / (2n) -> se(sigma^2) = 2 sigma * sigma / sqrt(2n) = sigma^2 sqrt(2/n)
+    np.testing.assert_allclose(float(d.estimate), s**2, rtol=1e-10)
+    np.testing.assert_allclose(float(d.stderr), s**2 * np.sqrt(2.0 / n), rtol=1e-8)
+    # coefficient of variation sigma/mu: mu and sigma are independent at the MLE
+    cv = res.delta(lambda p: p["sigma"] / p["mu"])
+    m = x.mean()
+    se_cv = np.sqrt((s / m**2) ** 2 * s**2 / n + (1 / m) ** 2 * s**2 / (2 * n))
+    np.testing.assert_allclose(float(cv.stderr), se_cv, rtol=1e-8)
+    # a pytree-valued function: estimate and stderr keep its structure
+    both = res.delta(lambda p: {"var": p["sigma"] ** 2, "two_mu": jnp.stack([p["mu"], 2 * p["mu"]])})
+    np.testing.assert_allclose(np.asarray(both.stderr["two_mu"]), [s / np.sqrt(n), 2 * s / np.sqrt(n)], rtol=1e-8)
+    assert both.cov.shape == (3, 3)
+
+
+def test_delta_exponential_mean():
+    x = np.random.default_rng(5).exponential(2.0, size=60)
+
+    def ll(p, x):
+        return jnp.sum(jnp.log(p["rate"]) - p["rate"] * x)
+
+    res = mj.fit(ll, {"rate": mj.Positive(1.0)}, x)
+    d = res.delta(lambda p: 1.0 / p["rate"])
+    # mean = 1/rate; se(rate) = rate/sqrt(n) -> se(mean) = mean/sqrt(n)
+    np.testing.assert_allclose(float(d.estimate), x.mean(), rtol=1e-10)
+    np.testing.assert_allclose(float(d.stderr), x.mean() / np.sqrt(x.size), rtol=1e-8)
+
+
+def test_delta_logit_predicted_probability_vs_statsmodels():
+    res, _, _, sm_res = _fits("logit")
+    x0 = np.array([1.0, 0.5, -1.0])
+    d = res.delta(lambda p: jax.nn.sigmoid(x0 @ p["beta"]))
+    pred = sm_res.get_prediction(x0[None, :])
+    np.testing.assert_allclose(float(d.estimate), pred.predicted[0], rtol=RTOL)
+    np.testing.assert_allclose(float(d.stderr), pred.se[0], rtol=RTOL)
+
+
+def test_conf_int_fixed_leaves_are_nan():
+    _, restr, _, _ = _fits("poisson")
+    assert bool(restr.converged)
+    for method in ("wald", "profile"):
+        ci = restr.conf_int(method=method)
+        assert np.isnan(float(ci["b2"][0])) and np.isnan(float(ci["b2"][1]))
+        assert np.all(np.isfinite(np.asarray(ci["b01"][0])))
