@@ -73,7 +73,7 @@ FREE, LOWER, UPPER, INTERVAL, FIXED = "free", "lower", "upper", "interval", "fix
 
 def default_float_dtype():
     """float64 when the user enabled x64, float32 otherwise; mlejax never changes it."""
-    return jnp.asarray(0.0).dtype
+    return jax.dtypes.canonicalize_dtype(np.float64)
 
 
 def _forward(kind, u, low, high):
@@ -226,14 +226,17 @@ def _as_float_array(x, where: str, dtype):
         raise TypeError(
             f"init{where} is {x!r}; every starting value must be a number or an array of numbers."
         )
+    # Concrete values stay numpy on the host (no device round trips or tiny compiles
+    # before the one compiled fit); traced values (vmap over init) stay traced.
+    xp = np if _is_concrete(x) else jnp
     try:
-        arr = jnp.asarray(x)
-    except TypeError as e:
+        arr = xp.asarray(x)
+    except (TypeError, ValueError) as e:
         raise TypeError(
             f"init{where} has type {type(x).__name__}; every starting value must be a number "
             "or an array of numbers (wrap it in mj.Positive / mj.Bounded / mj.Fixed as needed)."
         ) from e
-    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+    if arr.dtype == object or not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
         raise TypeError(f"init{where} has dtype {arr.dtype}; starting values must be numeric.")
     if jnp.issubdtype(arr.dtype, jnp.complexfloating):
         raise TypeError(f"init{where} is complex; mlejax estimates real parameters.")
@@ -264,17 +267,19 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
             value, kind = _as_float_array(leaf.value, where, dtype), FIXED
         elif isinstance(leaf, Positive):
             value, kind = _as_float_array(leaf.value, where, dtype), LOWER
-            low, high = jnp.zeros((), dtype), jnp.asarray(jnp.inf, dtype)
+            low, high = np.zeros((), dtype), np.asarray(np.inf, dtype)
         elif isinstance(leaf, Bounded):
             low = _as_float_array(leaf.low, where + " (low)", dtype)
             high = _as_float_array(leaf.high, where + " (high)", dtype)
             if leaf.value is None:
-                value = jnp.where(
-                    jnp.isfinite(low) & jnp.isfinite(high),
-                    (low + high) / 2,
-                    jnp.where(jnp.isfinite(low), low + 1, high - 1),
-                )
-                value = jnp.where(jnp.isinf(low) & jnp.isinf(high), 0.0, value).astype(dtype)
+                xp = np if _is_concrete(low) and _is_concrete(high) else jnp
+                with np.errstate(invalid="ignore"):
+                    value = xp.where(
+                        xp.isfinite(low) & xp.isfinite(high),
+                        (low + high) / 2,
+                        xp.where(xp.isfinite(low), low + 1, high - 1),
+                    )
+                value = xp.where(xp.isinf(low) & xp.isinf(high), 0.0, value).astype(dtype)
             else:
                 value = _as_float_array(leaf.value, where, dtype)
             kind = _bounded_kind(low, high, name)
@@ -283,11 +288,12 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
         else:
             value, kind = _as_float_array(leaf, where, dtype), FREE
         if low is None:
-            low = high = jnp.zeros((), dtype)
+            low = high = np.zeros((), dtype)
         else:
+            xp = np if all(map(_is_concrete, (low, high, value))) else jnp
             try:
-                low = jnp.broadcast_to(low, value.shape)
-                high = jnp.broadcast_to(high, value.shape)
+                low = xp.broadcast_to(low, value.shape)
+                high = xp.broadcast_to(high, value.shape)
             except ValueError:
                 raise ValueError(
                     f"init{where}: bounds of shape {jnp.shape(low)} / {jnp.shape(high)} do not "

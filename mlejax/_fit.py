@@ -388,7 +388,8 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
-    elif bool(res.ill_conditioned) or bool(res.at_bound) or bool(res.hessian_not_negdef):
+    elif (bool(res.ill_conditioned) or bool(np.any(np.asarray(res.params_at_bound)))
+          or bool(res.hessian_not_negdef)):
         warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
     if res.nobs is not None and res.nobs <= res.nparams:
         warnings.warn(
@@ -397,7 +398,7 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             HessianWarning,
             stacklevel=stacklevel,
         )
-    if jnp.result_type(res.loglik) == jnp.float32:
+    if res.loglik.dtype == np.float32:
         warnings.warn(
             "standard errors were computed in float32 and may be inaccurate; enable float64 "
             "with jax.config.update('jax_enable_x64', True) before creating arrays.",
