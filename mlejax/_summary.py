@@ -77,7 +77,7 @@ def _header_pairs(res):
 
 
 def summary_text(res, level=0.95) -> str:
-    lines = ["mlejax maximum-likelihood fit".center(_WIDTH), "=" * _WIDTH]
+    lines = ["mlejax maximum-likelihood fit".center(_WIDTH).rstrip(), "=" * _WIDTH]
     for a, b, c, d in _header_pairs(res):
         lines.append(f"{a:<18}{b:>20}   {c:<18}{d:>19}")
     lines.append("=" * _WIDTH)
