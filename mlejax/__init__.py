@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
 from ._fit import fit as fit
+from ._profile import Profile as Profile
 from ._result import DeltaResult as DeltaResult, FitResult as FitResult
 from ._status import (
     ConvergenceWarning as ConvergenceWarning,
