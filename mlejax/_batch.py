@@ -1,0 +1,593 @@
+"""``mj.fit_batch``: many independent fits in one compiled call, in bounded memory.
+
+Every fit runs the same pure function as :func:`mlejax.fit` (``_fit.core``: the
+optimiser loop, the information, the covariance, the flags and the status),
+``vmap``-ped over a chunk of fits; the chunks run in a ``lax.fori_loop`` inside
+one ``jit``. A fit that fails only sets its own status: the others are computed
+exactly as if they ran alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections import Counter
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._constraints import ParamSpec, ParamValues, element_names, is_marker, parametrize
+from ._fit import (
+    _clusters,
+    _is_concrete,
+    _resolve_options,
+    _ById,
+    core,
+    infer_nobs,
+    objective_loglik,
+    prepare_data,
+)
+from ._inference import COV_TYPES
+from ._result import FitResult, _check_level
+from ._status import ConvergenceWarning, HessianWarning, PrecisionWarning, Status
+from ._status import message as status_message
+
+__all__ = ["fit_batch", "BatchFitResult"]
+
+# Memory budget of one chunk of fits (the working set of the vmapped fit).
+CHUNK_BYTES_CPU = 256 * 2**20
+CHUNK_BYTES_ACCELERATOR = 1024 * 2**20
+
+
+# -- the engine: chunks of vmapped fits inside one jit ------------------------------
+
+
+def _leading(xs) -> int:
+    return jax.tree_util.tree_leaves(xs)[0].shape[0]
+
+
+def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **static):
+    """Fit ``B`` problems: ``make(xs_i, shared) -> (dyn, data)`` builds fit ``i``.
+
+    ``n_chunks`` chunks of ``chunk`` fits, each one ``vmap`` of the fit, run one
+    after the other in a ``fori_loop`` over preallocated outputs; the last chunk
+    is clamped to end at ``B`` (it recomputes a few fits of the one before, with
+    identical results), so there is one traced body and no padding copy.
+    """
+
+    def one(x):
+        dyn, data = make(x, shared)
+        out, _ = core(dyn, data, tol, maxiter, clusters, **static)
+        out["_dyn"] = dyn
+        return out
+
+    batched = jax.vmap(one)
+    if n_chunks == 1:
+        return batched(xs)
+    b = _leading(xs)
+
+    def take(start):
+        return jax.tree_util.tree_map(
+            lambda a: lax.dynamic_slice_in_dim(a, start, chunk, axis=0), xs
+        )
+
+    shapes = jax.eval_shape(batched, take(0))
+    outs = jax.tree_util.tree_map(lambda s: jnp.zeros((b,) + s.shape[1:], s.dtype), shapes)
+
+    def body(c, outs):
+        start = jnp.minimum(c * chunk, b - chunk)
+        res = batched(take(start))
+        return jax.tree_util.tree_map(
+            lambda buf, v: lax.dynamic_update_slice_in_dim(buf, v, start, axis=0), outs, res
+        )
+
+    return lax.fori_loop(0, n_chunks, body, outs)
+
+
+run_chunks = jax.jit(
+    _run_chunks,
+    static_argnames=(
+        "make",
+        "chunk",
+        "n_chunks",
+        "loglik",
+        "spec",
+        "solver",
+        "cov_type",
+        "nobs",
+        "n_clusters",
+        "check_finite",
+    ),
+)
+
+
+def _chunk_budget() -> int:
+    try:
+        platform = jax.devices()[0].platform
+    except Exception:  # noqa: BLE001
+        platform = "cpu"
+    return CHUNK_BYTES_CPU if platform == "cpu" else CHUNK_BYTES_ACCELERATOR
+
+
+def bytes_per_fit(data_elems: int, k: int, cov_type: str, itemsize: int = 8) -> int:
+    """A generous estimate of the working memory of one fit: the data and the
+    forward-over-reverse derivatives through the log-likelihood (a few copies of
+    the data per parameter), plus the k x k matrices."""
+    k = max(k, 1)
+    per = data_elems * (8 + 4 * k)
+    if cov_type != "observed":
+        per += data_elems * 4 * k  # per-observation scores
+    per += 64 * k * k + 256
+    return per * itemsize
+
+
+def plan_chunks(n_fits: int, batch_size, per_fit_bytes: int) -> tuple[int, int]:
+    """(chunk, n_chunks). ``batch_size=None`` picks the largest chunk within the
+    memory budget, then evens the chunks out (the last one overlaps the one
+    before by fewer than ``n_chunks`` fits)."""
+    if batch_size is None:
+        cap = max(1, _chunk_budget() // max(per_fit_bytes, 1))
+    else:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+            batch_size < 1
+        ):
+            raise ValueError(f"batch_size={batch_size!r} must be a positive integer or None.")
+        cap = int(batch_size)
+    n_chunks = max(1, math.ceil(n_fits / cap))
+    chunk = math.ceil(n_fits / n_chunks)
+    return chunk, n_chunks
+
+
+# -- fit_batch ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _FitMaker:
+    """Builds fit ``i`` for ``fit_batch``: its data slice and its starting values
+    (shared leaves from ``shared``, per-fit leaves from the batch, or ``init_fn``)."""
+
+    batched: tuple  # per init leaf: does it carry the batch axis?
+    init_fn: Any = None  # _ById(init_fn) or None
+
+    def __call__(self, x, shared):
+        data, dyn_b = x
+        if self.init_fn is not None:
+            _, dyn = parametrize(self.init_fn(data))
+            return dyn, data
+        pick = lambda bs, ss: tuple(b if f else s for b, s, f in zip(bs, ss, self.batched))  # noqa: E731
+        dyn = ParamValues(*(pick(b, s) for b, s in zip(dyn_b, shared)))
+        return dyn, data
+
+
+def _check_batched_data(data):
+    leaves = jax.tree_util.tree_leaves_with_path(data)
+    if not leaves:
+        raise ValueError("fit_batch needs data: a pytree of arrays with a leading batch axis.")
+    sizes = {}
+    for path, a in leaves:
+        where = "data" + jax.tree_util.keystr(path)
+        if jnp.ndim(a) == 0:
+            raise ValueError(
+                f"{where} is a scalar; every data leaf of fit_batch needs a leading batch "
+                "axis (one entry per fit)."
+            )
+        sizes[where] = jnp.shape(a)[0]
+    if len(set(sizes.values())) > 1:
+        desc = ", ".join(f"{w}: {n}" for w, n in sizes.items())
+        raise ValueError(
+            f"the data leaves disagree on the batch size (leading axis): {desc}. Every leaf "
+            "needs one entry per fit along its first axis."
+        )
+    b = next(iter(sizes.values()))
+    if b == 0:
+        raise ValueError("the batch is empty (leading axis of length 0).")
+    return b
+
+
+def _axis_leaf(x) -> bool:
+    return x is None or is_marker(x)
+
+
+def _init_axes(init, init_axis):
+    """Per init leaf (markers are leaves): True where the leaf carries the batch axis."""
+    leaves, treedef = jax.tree_util.tree_flatten(init, is_leaf=is_marker)
+    if init_axis is None or isinstance(init_axis, int):
+        if init_axis not in (None, 0):
+            raise ValueError(f"init_axis={init_axis!r}; use None (shared), 0, or a pytree of them.")
+        return tuple([init_axis == 0] * len(leaves))
+    try:
+        axes = jax.tree_util.tree_broadcast(init_axis, init, is_leaf=_axis_leaf)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            "init_axis must be None, 0, or a pytree prefix of init with None/0 entries."
+        ) from e
+    flat = jax.tree_util.tree_leaves(axes, is_leaf=_axis_leaf)
+    if len(flat) != len(leaves) or any(a not in (None, 0) for a in flat):
+        raise ValueError("init_axis must be None, 0, or a pytree prefix of init with None/0 entries.")
+    return tuple(a == 0 for a in flat)
+
+
+def _batched_parametrize(init, batched, b):
+    """``parametrize`` of an init whose ``batched`` leaves carry a leading batch axis:
+    validates every start at once, returns the spec of one fit and the stacked values."""
+    spec_all, dyn = parametrize(init)
+    shapes = []
+    for name, shape, f in zip(spec_all.leaf_names, spec_all.shapes, batched):
+        if f:
+            if len(shape) == 0 or shape[0] != b:
+                raise ValueError(
+                    f"init leaf {name!r} has shape {shape}; a per-fit start needs a leading "
+                    f"batch axis of length {b} (the number of datasets)."
+                )
+            shape = shape[1:]
+        shapes.append(shape)
+    names = []
+    for kind, name, shape in zip(spec_all.kinds, spec_all.leaf_names, shapes):
+        if kind != "fixed":
+            names.extend(element_names(name, shape))
+    spec = ParamSpec(spec_all.treedef, spec_all.kinds, tuple(shapes), spec_all.leaf_names,
+                     tuple(names))
+    full = lambda vs: tuple(  # noqa: E731
+        jnp.broadcast_to(a, v.shape) if f else a for a, v, f in zip(vs, dyn.values, batched)
+    )
+    return spec, ParamValues(dyn.values, full(dyn.lows), full(dyn.highs))
+
+
+def _split_dyn(dyn, batched):
+    none_if = lambda vs, keep: tuple(v if k else None for v, k in zip(vs, keep))  # noqa: E731
+    inv = tuple(not f for f in batched)
+    return (
+        ParamValues(*(none_if(vs, batched) for vs in dyn)),
+        ParamValues(*(none_if(vs, inv) for vs in dyn)),
+    )
+
+
+def _slice_data(data, i):
+    return jax.tree_util.tree_map(lambda a: a[i], data)
+
+
+def fit_batch(
+    loglik,
+    init,
+    data,
+    *,
+    method="newton",
+    maxiter=None,
+    tol=None,
+    cov="observed",
+    batch_size=None,
+    init_axis=None,
+    init_fn=None,
+    clusters=None,
+    nobs=None,
+    check_finite=True,
+    log_prior=None,
+) -> "BatchFitResult":
+    """Fit ``loglik`` to ``B`` datasets at once: one compiled call, one result per fit.
+
+    ``fit_batch(loglik, init, data)`` gives the same estimates, standard errors and
+    statuses as ``[mj.fit(loglik, init, d) for d in datasets]``, as one ``vmap``-ped
+    computation run in chunks of ``batch_size`` fits.
+
+    Args:
+        loglik: as for :func:`mlejax.fit` (one dataset's total log-likelihood).
+        init: starting values as for :func:`mlejax.fit`, shared by every fit unless
+            ``init_axis`` marks leaves that carry a leading batch axis (one start per
+            fit), or ``init_fn`` computes a start per dataset (then ``init`` may be
+            None).
+        data: a pytree of arrays, every leaf with a leading batch axis of length ``B``
+            (``data[i]`` along that axis is dataset ``i``, as ``mj.fit`` would take it).
+        method, maxiter, tol, cov, clusters, nobs, log_prior: as for
+            :func:`mlejax.fit`, the same for every fit (``clusters``: one label per
+            observation, shared).
+        batch_size: fits per ``vmap``-ped chunk. ``None`` (default) picks it from an
+            estimate of the memory one fit needs (about 256 MiB per chunk on CPU,
+            1 GiB on an accelerator), so huge batches run in bounded memory. The
+            chunks run one after the other inside one compiled call; within a chunk
+            a converged fit stops changing while the others finish.
+        init_axis: ``None`` (default: one start for all), ``0`` (every leaf of
+            ``init`` has a leading batch axis), or a pytree prefix of ``init`` with
+            ``None``/``0`` per leaf (a constraint marker counts as one leaf; its
+            value carries the batch axis, its bounds may too).
+        init_fn: ``init_fn(data_i) -> init``, a pure JAX function giving the start
+            for one dataset (e.g. method-of-moments), traced once and ``vmap``-ped.
+        check_finite: a dataset containing NaN/inf gets status ``NONFINITE_DATA``.
+
+    Returns:
+        A :class:`BatchFitResult`: the fields of :class:`FitResult` stacked along a
+        leading batch axis, a per-fit ``status``, ``summary()``, and ``res[i]`` (one
+        fit as a :class:`FitResult`).
+
+    Bad input (shapes that disagree, invalid options, an invalid shared start) is
+    refused at call time. Nothing about one dataset raises: a dataset with NaN
+    data, a start where the log-likelihood is not finite, a fit that does not
+    converge, all get their own status, and one warning counts them.
+    """
+    ll = objective_loglik(loglik, log_prior)
+    if log_prior is not None and cov != "observed":
+        raise ValueError("with log_prior, only cov='observed' (the Laplace approximation) applies.")
+    solver, maxiter, tol = _resolve_options(method, maxiter, tol)
+    if cov not in COV_TYPES:
+        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
+    if data is None:
+        raise ValueError("fit_batch needs data: a pytree of arrays with a leading batch axis.")
+    data = prepare_data(data)
+    b = _check_batched_data(data)
+    data0 = _slice_data(data, 0)
+    n = infer_nobs(data0) if nobs is None else int(nobs)
+    codes, n_clusters = _clusters(clusters, n, cov)
+
+    if init_fn is not None:
+        if not callable(init_fn):
+            raise TypeError(f"init_fn must be a function init_fn(data_i) -> init; got {init_fn!r}.")
+        if init_axis is not None:
+            raise ValueError("give either init_axis (batched starts) or init_fn, not both.")
+        spec, _ = parametrize(init_fn(data0))
+        batched = (False,) * len(spec.kinds)
+        dyn_b = shared = None
+        make = _FitMaker(batched, _ById(init_fn))
+    else:
+        if init is None:
+            raise ValueError("init is None: give starting values, or init_fn=.")
+        batched = _init_axes(init, init_axis)
+        if any(batched):
+            spec, dyn = _batched_parametrize(init, batched, b)
+        else:
+            spec, dyn = parametrize(init)
+        dyn_b, shared = _split_dyn(dyn, batched)
+        make = _FitMaker(batched)
+
+    dtype = jnp.asarray(0.0).dtype
+    data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
+    chunk, n_chunks = plan_chunks(b, batch_size, bytes_per_fit(data_elems, spec.nparams, cov))
+    out = run_chunks(
+        (data, dyn_b),
+        shared,
+        jnp.asarray(tol, dtype),
+        jnp.asarray(maxiter, jnp.int32),
+        codes,
+        make=make,
+        chunk=chunk,
+        n_chunks=n_chunks,
+        loglik=ll,
+        spec=spec,
+        solver=solver,
+        cov_type=cov,
+        nobs=n,
+        n_clusters=n_clusters,
+        check_finite=bool(check_finite),
+    )
+    res = BatchFitResult(
+        **out,
+        _data=data,
+        names=spec.names,
+        nobs=n,
+        method=getattr(solver, "name", "optax"),
+        cov_type=cov,
+        _spec=spec,
+        _loglik=ll,
+    )
+    if _is_concrete(res.status):
+        _warn_batch(res)
+    return res
+
+
+def _warn_batch(res, stacklevel=3):
+    counts = res.status_counts()
+    failed = {k: v for k, v in counts.items() if k != "SUCCESS"}
+    if failed:
+        total = sum(failed.values())
+        desc = ", ".join(f"{k} {v}" for k, v in failed.items())
+        warnings.warn(
+            f"{total} of {len(res)} fits did not converge ({desc}); see res.status, "
+            "res.summary() and res[i].message. The other fits are unaffected.",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    if res.nobs is not None and res.nobs <= res.nparams:
+        warnings.warn(
+            f"only {res.nobs} observations per dataset for {res.nparams} parameters: the "
+            "covariance is not identified or unreliable.",
+            HessianWarning,
+            stacklevel=stacklevel,
+        )
+    if jnp.result_type(res.loglik) == jnp.float32:
+        warnings.warn(
+            "standard errors were computed in float32 and may be inaccurate; enable float64 "
+            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
+            PrecisionWarning,
+            stacklevel=stacklevel,
+        )
+
+
+# -- the result ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchFitResult:
+    """The result of :func:`mlejax.fit_batch`: the fields of :class:`FitResult`,
+    each with a leading batch axis (one entry per fit).
+
+    ``params``/``stderr`` are pytrees like ``init`` with a leading batch axis;
+    ``cov``/``information`` are ``(B, k, k)``; ``loglik``, ``converged``,
+    ``n_iter``, ``grad_norm``, ``status`` and the flags are ``(B,)``. A fit that
+    failed keeps whatever its optimiser reached, with ``converged=False`` and its
+    own ``status`` (a :class:`mlejax.Status` code); its standard errors are NaN
+    where they cannot be trusted, exactly as for a single fit.
+
+    ``len(res)`` is the number of fits, ``res[i]`` is fit ``i`` as a
+    :class:`FitResult` (with its summary, ``conf_int(method="profile")``,
+    ``delta``...), ``res[idx]`` with a slice, an index array or a boolean mask is a
+    smaller ``BatchFitResult``. ``status_counts()`` counts the statuses by name and
+    ``summary()`` (also ``print(res)``) reports them with the spread of the
+    estimates over the converged fits.
+    """
+
+    params: Any
+    stderr: Any
+    cov: Any
+    information: Any
+    loglik: Any
+    converged: Any
+    n_iter: Any
+    grad_norm: Any
+    status: Any
+    hessian_not_negdef: Any
+    not_identified: Any
+    ill_conditioned: Any
+    condition_number: Any
+    null_vector: Any
+    params_at_bound: Any
+    x: Any
+    _dyn: Any = None
+    _data: Any = None
+    names: tuple = ()
+    nobs: Any = None
+    method: str = "newton"
+    cov_type: str = "observed"
+    _spec: Any = None
+    _loglik: Any = None
+
+    # -- size and selection ----------------------------------------------------------
+    def __len__(self) -> int:
+        return int(jnp.shape(self.loglik)[0])
+
+    def _arrays(self):
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _META
+        }
+
+    def __getitem__(self, idx):
+        """``res[i]``: fit ``i`` as a :class:`FitResult`; a slice, index array or
+        boolean mask: a ``BatchFitResult`` of those fits."""
+        meta = {k: getattr(self, k) for k in _META}
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx)
+            n = len(self)
+            if not -n <= i < n:
+                raise IndexError(f"fit index {i} is out of range for a batch of {n} fits.")
+            arrays = jax.tree_util.tree_map(lambda a: a[i], self._arrays())
+            return FitResult(**arrays, **meta)
+        if isinstance(idx, slice):
+            sel = idx
+        else:
+            sel = np.asarray(idx)
+            if sel.dtype == np.bool_:
+                if sel.shape != (len(self),):
+                    raise IndexError(
+                        f"a boolean mask must have shape ({len(self)},); got {sel.shape}."
+                    )
+                sel = np.flatnonzero(sel)
+            elif not np.issubdtype(sel.dtype, np.integer) or sel.ndim != 1:
+                raise IndexError("index fits with an int, a slice, an int array or a boolean mask.")
+        arrays = jax.tree_util.tree_map(lambda a: a[sel], self._arrays())
+        return BatchFitResult(**arrays, **meta)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def as_fit_result(self) -> FitResult:
+        """The batch as one :class:`FitResult` with a leading batch axis on every array
+        (what ``jax.vmap(lambda d: mj.fit(...))`` returns), for ``jax.vmap`` over its
+        methods."""
+        return FitResult(**self._arrays(), **{k: getattr(self, k) for k in _META})
+
+    # -- derived quantities ----------------------------------------------------------
+    @property
+    def nparams(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_converged(self) -> int:
+        return int(np.sum(np.asarray(self.converged)))
+
+    @property
+    def aic(self):
+        return 2.0 * self.nparams - 2.0 * self.loglik
+
+    @property
+    def bic(self):
+        if not self.nobs:
+            return jnp.nan * self.loglik
+        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
+
+    @property
+    def at_bound(self):
+        return jnp.any(self.params_at_bound, axis=-1)
+
+    @property
+    def message(self) -> tuple:
+        """Per fit, its status in words (``res[i].message`` adds the flags)."""
+        return tuple(status_message(s) for s in np.asarray(self.status))
+
+    def status_counts(self) -> dict:
+        """``{status name: number of fits}``, most frequent first."""
+        c = Counter(int(s) for s in np.asarray(self.status))
+        return {Status(k).name: v for k, v in c.most_common()}
+
+    # -- inference -------------------------------------------------------------------
+    def conf_int(self, level: float = 0.95, method: str = "wald"):
+        """Wald intervals of every fit: a pytree like ``params`` of ``(low, high)``
+        pairs, each ``(B, ...)``. For profile intervals use ``res[i].conf_int``."""
+        _check_level(level)
+        if method != "wald":
+            raise ValueError(
+                f"method={method!r}: a batch gives Wald intervals; use res[i].conf_int("
+                "method='profile') for one fit."
+            )
+        return self.as_fit_result().conf_int(level, "wald")
+
+    def delta(self, fn):
+        """Delta-method estimate and standard error of ``fn(params)`` for every fit
+        (``vmap`` of :meth:`FitResult.delta`)."""
+        return jax.vmap(lambda r: r.delta(fn))(self.as_fit_result())
+
+    def summary(self) -> str:
+        n = len(self)
+        counts = self.status_counts()
+        ok = counts.get("SUCCESS", 0)
+        lines = [
+            f"mlejax batch fit: {n} fits, method {self.method}, covariance {self.cov_type}, "
+            f"{self.nobs if self.nobs is not None else '-'} observations each",
+            f"Converged: {ok} of {n} ({100.0 * ok / n:.4g}%)",
+        ]
+        failed = [(k, v) for k, v in counts.items() if k != "SUCCESS"]
+        if failed:
+            lines.append("Not converged: " + ", ".join(f"{k} {v}" for k, v in failed))
+        conv = np.asarray(self.converged)
+        if ok:
+            phi = np.asarray(jax.vmap(self._spec.natural_flat)(self.params))[conv]
+            se = np.asarray(jax.vmap(self._spec.natural_flat)(self.stderr))[conv]
+            namew = max([12] + [len(nm) + 1 for nm in self.names])
+            lines.append("Over the converged fits:")
+            lines.append(
+                f"{'':<{namew}}{'mean':>12}{'sd':>12}{'median':>12}{'mean se':>12}"
+            )
+            for j, nm in enumerate(self.names):
+                lines.append(
+                    f"{nm:<{namew}}{np.mean(phi[:, j]):>12.5g}{np.std(phi[:, j]):>12.5g}"
+                    f"{np.median(phi[:, j]):>12.5g}{np.nanmean(se[:, j]):>12.5g}"
+                )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        if _is_concrete(self.loglik) and jnp.ndim(self.loglik) == 1:
+            return self.summary()
+        return f"BatchFitResult(names={self.names}, traced)"
+
+    __repr__ = __str__
+
+
+_META = ("names", "nobs", "method", "cov_type", "_spec", "_loglik")
+jax.tree_util.register_dataclass(
+    BatchFitResult,
+    data_fields=[f.name for f in dataclasses.fields(BatchFitResult) if f.name not in _META],
+    meta_fields=list(_META),
+)
