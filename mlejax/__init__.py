@@ -12,7 +12,18 @@ from ._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
+from ._em import em as em
 from ._fit import fit as fit
+from ._gmm import GaussianMixture as GaussianMixture
+from ._mixture import (
+    BernoulliMixture as BernoulliMixture,
+    ExponentialMixture as ExponentialMixture,
+    Mixture as Mixture,
+    PoissonMixture as PoissonMixture,
+)
+from ._mixture_result import MixtureResult as MixtureResult
+from ._select import select_components as select_components
+from . import mixture as mixture
 from ._profile import Profile as Profile
 from ._result import DeltaResult as DeltaResult, FitResult as FitResult
 from ._status import (

@@ -1,0 +1,268 @@
+"""``mj.em``: the one EM driver loop, restarts, validation and the result.
+
+Every mixture model (Gaussian, Poisson, Bernoulli, exponential, any component
+family) is a small object with a dynamax-style ``e_step`` (sufficient statistics
+and the log-likelihood) and ``m_step`` (new parameters from the statistics);
+:func:`em_loop` runs any of them in a single ``lax.while_loop``. A whole fit,
+``n_init`` restarts included (``vmap``), is one compiled function of
+``(hyperparameters, data, weights, key, init, tol, maxiter)``: a second call with
+new numbers of the same shapes does not recompile, and ``jax.vmap`` over
+datasets works (:func:`em_pure`).
+
+The model protocol (all pure JAX except the host-side ``validate_*``):
+
+- ``n_components``; ``static()`` (hashable, the jit cache key) and ``hyper()``
+  (a pytree of arrays: regularisation, bounds) with ``with_hyper(h)``;
+- ``validate_data(x)`` / ``validate_init(params, x)`` on the host;
+- ``prepare(x, w) -> data`` once before the loop (features, centring);
+- ``kmeans_features(data)``, ``init_from_resp(resp, data) -> state``,
+  ``state_from_params(params, data) -> state``;
+- ``e_step(state, data) -> (stats, loglik)``, ``m_step(state, stats, data) -> state``,
+  ``is_valid(state)``;
+- ``params_from_state(state, data)``, ``log_joint(params, x) -> (n, K)``
+  (``log w_k + log p_k(x_i)``), ``nparams(x)``, ``to_free``/``from_free`` (the
+  unconstrained parametrisation used for standard errors), ``sample``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._kmeans import kmeans_resp, random_resp
+from ._status import ConvergenceWarning, Status
+
+RUNNING = int(Status.RUNNING)
+INIT_METHODS = ("kmeans", "kmeans++", "random")
+DEFAULT_MAXITER = 1000
+DEFAULT_TOL = 1e-6
+
+
+class EMCarry(NamedTuple):
+    state: Any
+    loglik: Any  # log-likelihood at the parameters before the last M-step
+    n_iter: Any
+    status: Any
+    decreased: Any  # the log-likelihood went down between two E-steps (never expected)
+
+
+def em_loop(model, state0, data, tol, maxiter):
+    """Run EM from ``state0`` until ``|loglik_t - loglik_{t-1}| < tol * sum(weights)``
+    (the change of the mean log-likelihood per observation, as scikit-learn) or
+    ``maxiter`` M-steps. ``tol = 0`` runs exactly ``maxiter`` iterations. A step
+    whose new parameters are not finite (a collapsed component) is not taken and
+    stops the loop with status ``NONFINITE``."""
+    dtype = data.total.dtype
+    init = EMCarry(
+        state0,
+        jnp.asarray(-jnp.inf, dtype),
+        jnp.zeros((), jnp.int32),
+        jnp.asarray(RUNNING, jnp.int32),
+        jnp.zeros((), bool),
+    )
+
+    def cond(c):
+        return c.status == RUNNING
+
+    def body(c):
+        stats, ll = model.e_step(c.state, data)
+        new = model.m_step(c.state, stats, data)
+        ok = model.is_valid(new) & jnp.isfinite(ll)
+        n = c.n_iter + ok.astype(jnp.int32)
+        converged = jnp.abs(ll - c.loglik) < tol * data.total
+        status = jnp.where(
+            ~ok,
+            int(Status.NONFINITE),
+            jnp.where(converged, int(Status.SUCCESS), jnp.where(n >= maxiter, int(Status.MAX_ITER), RUNNING)),
+        ).astype(jnp.int32)
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.state)
+        slack = 1e-9 * jnp.maximum(jnp.abs(ll), 1.0)
+        decreased = c.decreased | (ok & (ll < c.loglik - slack))
+        return EMCarry(state, ll, n, status, decreased)
+
+    return lax.while_loop(cond, body, init)
+
+
+def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1):
+    """The whole EM fit as a pure function (jit- and vmap-able).
+
+    ``model`` carries traced hyperparameters (``model.with_hyper``); ``init_params``
+    is a params pytree or None; ``tol``/``maxiter`` are arrays. Returns a dict of
+    arrays for the best of ``n_init`` restarts (vmapped) by final log-likelihood;
+    restarts whose components collapsed rank last.
+    """
+    data = model.prepare(x, w)
+    keys = jax.random.split(key, n_init)
+
+    def one(k):
+        if init_params is not None:
+            state0 = model.state_from_params(init_params, data)
+        elif init_method == "random":
+            state0 = model.init_from_resp(random_resp(k, data.w.shape[0], model.n_components, data.total.dtype), data)
+        else:
+            feats = model.kmeans_features(data)
+            resp = kmeans_resp(k, feats, data.w, model.n_components, lloyd=init_method == "kmeans")
+            state0 = model.init_from_resp(resp, data)
+        c = em_loop(model, state0, data, tol, maxiter)
+        params = model.params_from_state(c.state, data)
+        ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
+        return dict(
+            params=params,
+            loglik=ll,
+            n_iter=c.n_iter,
+            status=c.status,
+            decreased=c.decreased,
+        )
+
+    runs = jax.vmap(one)(keys)
+    rank = jnp.where((runs["status"] != int(Status.NONFINITE)) & jnp.isfinite(runs["loglik"]), runs["loglik"], -jnp.inf)
+    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs["loglik"]), -jnp.inf, runs["loglik"]), rank)
+    best = jnp.argmax(rank)
+    out = jax.tree_util.tree_map(lambda a: a[best], runs)
+    out["restart_logliks"] = runs["loglik"]
+    out["converged"] = out["status"] == int(Status.SUCCESS)
+    out["nobs"] = data.total
+    return out
+
+
+_em_jit = jax.jit(
+    lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init: em_pure(
+        static.with_hyper(hyper), x, w, key, init_params, tol, maxiter, init_method=init_method, n_init=n_init
+    ),
+    static_argnums=(0, 8, 9),
+)
+
+
+# -- host-side validation ------------------------------------------------------------
+
+
+def check_int(name, value, minimum, fix):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}; {fix}.")
+    return int(value)
+
+
+def check_nonneg_float(name, value, fix):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={value!r} must be a number; {fix}.") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0; {fix}.")
+    return v
+
+
+def check_weights(weights, n, dtype):
+    if weights is None:
+        return jnp.ones((n,), dtype)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"weights has shape {w.shape}; give one non-negative weight per observation, shape ({n},).")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and non-negative (frequency weights).")
+    if not np.any(w > 0):
+        raise ValueError("weights are all zero; at least one observation needs a positive weight.")
+    return jnp.asarray(w, dtype)
+
+
+def _check_components_vs_points(x, w, k, weighted):
+    if weighted:
+        keep = np.asarray(w) > 0
+        n = int(np.sum(keep))
+    else:
+        keep, n = None, x.shape[0]
+    if n < k:
+        raise ValueError(
+            f"n_components={k} is more than the number of observations ({n}); use at most "
+            f"{n} components (fewer for a meaningful fit) or add data."
+        )
+    # Cheap first (and no copy of a large device array to the host): if a prefix
+    # already has k distinct rows, the whole data set does.
+    if keep is None and len(np.unique(np.asarray(x[: 50 * k]).reshape(min(n, 50 * k), -1), axis=0)) >= k:
+        return
+    xs = np.asarray(x).reshape(x.shape[0], -1)
+    distinct = len(np.unique(xs if keep is None else xs[keep], axis=0))
+    if distinct < k:
+        warnings.warn(
+            f"only {distinct} distinct data points for n_components={k}: some components will be "
+            "empty or duplicated and the fit is not identified. Use fewer components.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
+       weights=None, init_method="kmeans", stderr=True):
+    """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
+
+    Args:
+        model: ``mj.GaussianMixture(...)``, ``mj.PoissonMixture(k)``,
+            ``mj.BernoulliMixture(k)``, ``mj.ExponentialMixture(k)`` or
+            ``mj.Mixture(component, k)`` for any component family.
+        data: the observations, shape ``(n, d)`` (or ``(n,)``).
+        key: a ``jax.random`` key for the random initialisation (default
+            ``jax.random.key(0)``: deterministic).
+        n_init: restarts from different random initialisations, run in parallel
+            (``vmap``); the one with the highest log-likelihood is kept.
+        maxiter: the most EM iterations (M-steps), >= 1.
+        tol: stop when the log-likelihood changes by less than ``tol`` per unit of
+            weight (``|delta loglik| < tol * sum(weights)``, scikit-learn's rule on
+            its per-sample mean). ``tol=0`` runs exactly ``maxiter`` iterations.
+        init: starting parameters, a pytree shaped like the result's ``params``
+            (e.g. ``{"weights", "means", "covariances"}``); validated.
+        weights: optional frequency weights, one per observation (a point with
+            weight 2 counts as two copies).
+        init_method: ``"kmeans"`` (k-means++ seeding and Lloyd iterations; default),
+            ``"kmeans++"`` (seeding only) or ``"random"`` (random responsibilities).
+        stderr: compute standard errors from the observed information of the
+            marginal log-likelihood (an autodiff Hessian after the fit).
+
+    The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
+    (scikit-learn's ``score`` is its per-sample mean).
+    """
+    from ._mixture_result import build_result
+
+    if not hasattr(model, "e_step"):
+        raise TypeError(
+            f"model has type {type(model).__name__}; use mj.GaussianMixture, mj.PoissonMixture, "
+            "mj.BernoulliMixture, mj.ExponentialMixture or mj.Mixture."
+        )
+    n_init = check_int("n_init", n_init, 1, "use n_init=1 or more restarts")
+    maxiter = check_int("maxiter", maxiter, 1, "EM needs at least one iteration (e.g. maxiter=1000)")
+    tol = check_nonneg_float("tol", tol, "use e.g. tol=1e-6, or tol=0 to run exactly maxiter iterations")
+    if init_method not in INIT_METHODS:
+        raise ValueError(f"init_method={init_method!r} is not known; use one of {INIT_METHODS}.")
+    x = model.validate_data(data)
+    if hasattr(model, "bind"):
+        model = model.bind(x)
+    dtype = x.dtype
+    w = check_weights(weights, x.shape[0], dtype)
+    _check_components_vs_points(x, w, model.n_components, weights is not None)
+    if init is not None:
+        if n_init != 1:
+            raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
+        init = model.validate_init(init, x)
+    if key is None:
+        key = jax.random.key(0)
+    out = _em_jit(
+        model.static(),
+        model.hyper(),
+        x,
+        w,
+        key,
+        init,
+        jnp.asarray(tol, dtype),
+        jnp.asarray(maxiter, jnp.int32),
+        init_method,
+        n_init,
+    )
+    return build_result(model, out, x, w, tol=tol, stderr=stderr)
+
+
+__all__ = ["em", "em_pure", "em_loop"]

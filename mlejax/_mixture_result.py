@@ -1,0 +1,283 @@
+"""``MixtureResult`` and the standard errors of a fitted mixture.
+
+Standard errors come from the observed information of the *marginal*
+log-likelihood ``sum_i w_i log sum_k w_k p_k(x_i)`` (not the complete-data one
+EM maximises per step): an exact autodiff Hessian at the EM solution on an
+unconstrained parametrisation (weights by additive log-ratios with K-1 free,
+covariances by Cholesky factors with log diagonals, constrained component
+parameters by mlejax's own bijectors), then the delta method back to the
+natural parameters. The Hessian is summed over chunks of the data so its memory
+stays bounded for large ``n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ._inference import analyse_information
+from ._status import ConvergenceWarning, HessianWarning, PrecisionWarning, Status
+
+_MESSAGES = {
+    Status.SUCCESS: "converged: the log-likelihood changed by less than tol per observation",
+    Status.MAX_ITER: "not converged: the iteration limit (maxiter) was reached. Raise maxiter, "
+    "loosen tol, or try more initialisations (n_init)",
+    Status.NONFINITE: "stopped: a component collapsed (its covariance or parameters became "
+    "singular or non-finite, e.g. a Gaussian component on a single point); the last finite "
+    "parameters are returned. Set reg_covar > 0 (e.g. the default 1e-6), use fewer components, "
+    "or start from other parameters",
+}
+
+
+def _chunk_size(n, nfree, width):
+    budget = 2**24  # elements per intermediate, ~128 MB in float64
+    c = budget // max(1, nfree * width)
+    return int(max(64, min(n, c)))
+
+
+def marginal_information(model, params, x, w, chunk):
+    """Observed information (P x P) of the marginal log-likelihood on the free scale."""
+    u = model.to_free(params)
+
+    def ll(u, xc, wc):
+        p = model.from_free(u, params)
+        return jnp.sum(wc * jax.nn.logsumexp(model.log_joint(p, xc), axis=1))
+
+    n = x.shape[0]
+    nchunks = -(-n // chunk)
+    pad = nchunks * chunk - n
+    xp = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])], 0) if pad else x
+    wp = jnp.concatenate([w, jnp.zeros((pad,), w.dtype)]) if pad else w
+    xs = xp.reshape((nchunks, chunk) + x.shape[1:])
+    ws = wp.reshape(nchunks, chunk)
+
+    def body(h, xw):
+        return h + jax.hessian(ll)(u, xw[0], xw[1]), None
+
+    h, _ = lax.scan(body, jnp.zeros((u.shape[0], u.shape[0]), u.dtype), (xs, ws))
+    return u, -0.5 * (h + h.T)
+
+
+def mixture_stderr(model, params, x, w, *, chunk):
+    """Standard errors (a pytree like params), the covariance of the flattened
+    natural params, the information on the free scale, and its flags."""
+    u, info = marginal_information(model, params, x, w, chunk)
+    an = analyse_information(info)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    jac = jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(model.from_free(v, params))[0])(u)
+    cov = jac @ an.inverse @ jac.T
+    var = jnp.diag(cov)
+    se = unravel(jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan))
+    mask = getattr(model, "fixed_mask", None)
+    if mask is not None:
+        se = jax.tree_util.tree_map(lambda s, m: jnp.where(m, jnp.nan, s), se, mask(params))
+    return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned
+
+
+_stderr_jit = jax.jit(
+    lambda static, hyper, params, x, w, chunk: mixture_stderr(static.with_hyper(hyper), params, x, w, chunk=chunk),
+    static_argnums=(0, 5),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureResult:
+    """The result of :func:`mlejax.em`: an immutable pytree.
+
+    Attributes:
+        params: the fitted parameters; for a Gaussian mixture ``{"weights": (K,),
+            "means": (K, d), "covariances": ...}`` in scikit-learn's shapes for each
+            covariance type; for other families ``{"weights": (K,), <component
+            parameter>: (K, ...)}``.
+        stderr: standard errors, a pytree like ``params``, from the observed
+            information of the marginal log-likelihood (NaN when it is not
+            positive definite, and for fixed parameters).
+        cov: covariance of the flattened ``params`` (``jax.flatten_util.ravel_pytree``
+            order), by the delta method.
+        information: observed information on the unconstrained (free) scale.
+        loglik: the TOTAL log-likelihood ``sum_i w_i log p(x_i)`` at ``params``
+            (scikit-learn's ``score`` is the per-sample mean).
+        converged: True when the change of the log-likelihood fell below ``tol``.
+        n_iter: EM iterations (M-steps) run. status: a :class:`mlejax.Status` code.
+        nobs: the number of observations (the sum of the weights).
+        restart_logliks: final log-likelihood of each of the ``n_init`` restarts.
+        loglik_decreased: the log-likelihood went down in some iteration (never
+            expected with ``reg_covar=0``; a positive ``reg_covar`` changes the
+            M-step slightly).
+        hessian_not_negdef / not_identified / ill_conditioned: flags of the
+            observed information (see :class:`mlejax.FitResult`); with a flag set the
+            standard errors are NaN (not identified: e.g. duplicated components).
+    """
+
+    params: Any
+    stderr: Any
+    cov: Any
+    information: Any
+    loglik: Any
+    converged: Any
+    n_iter: Any
+    status: Any
+    nobs: Any
+    restart_logliks: Any
+    loglik_decreased: Any
+    hessian_not_negdef: Any
+    not_identified: Any
+    ill_conditioned: Any
+    _model: Any = None  # static: the model without its dynamic hyperparameters
+    nparams: int = 0
+
+    @property
+    def aic(self):
+        return 2.0 * self.nparams - 2.0 * self.loglik
+
+    @property
+    def bic(self):
+        return self.nparams * jnp.log(self.nobs) - 2.0 * self.loglik
+
+    @property
+    def n_components(self) -> int:
+        return self._model.n_components
+
+    @property
+    def message(self) -> str:
+        msg = _MESSAGES[Status(int(self.status))]
+        if self.stderr is not None and (bool(self.hessian_not_negdef) or bool(self.not_identified)):
+            msg += (
+                "; the observed information is not positive definite, so standard errors are NaN "
+                "(duplicated or empty components, or not at a maximum)"
+            )
+        return msg
+
+    # -- the fitted density ----------------------------------------------------------------
+    def _x(self, x):
+        return self._model.validate_data(x)
+
+    def score_samples(self, x):
+        """Log-density ``log p(x_i)`` of each observation, shape (n,)."""
+        return jax.nn.logsumexp(self._model.log_joint(self.params, self._x(x)), axis=1)
+
+    def score(self, x):
+        """TOTAL log-likelihood of ``x`` under the fitted mixture (scikit-learn's
+        ``score`` is the mean: divide by ``len(x)`` to compare)."""
+        return jnp.sum(self.score_samples(x))
+
+    def responsibilities(self, x):
+        """Posterior component probabilities, (n, K), computed in log space."""
+        return jax.nn.softmax(self._model.log_joint(self.params, self._x(x)), axis=1)
+
+    def predict(self, x):
+        """The most probable component of each observation, (n,)."""
+        return jnp.argmax(self._model.log_joint(self.params, self._x(x)), axis=1)
+
+    def sample(self, key, n):
+        """``n`` draws from the fitted mixture: ``(x, component labels)``."""
+        return self._model.sample(key, self.params, int(n))
+
+    def summary(self) -> str:
+        lines = [
+            f"{type(self._model).__name__} with {self.n_components} components: "
+            f"loglik={float(self.loglik):.6g}, aic={float(self.aic):.6g}, bic={float(self.bic):.6g}, "
+            f"n_iter={int(self.n_iter)}, converged={bool(self.converged)}",
+            self.message,
+        ]
+        flat = jax.tree_util.tree_leaves_with_path(self.params)
+        ses = jax.tree_util.tree_leaves(self.stderr) if self.stderr is not None else [None] * len(flat)
+        for (path, v), s in zip(flat, ses):
+            name = jax.tree_util.keystr(path)
+            lines.append(f"{name}: {np.array2string(np.asarray(v), precision=4)}")
+            if s is not None:
+                lines.append(f"  stderr: {np.array2string(np.asarray(s), precision=4)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        try:
+            return self.summary()
+        except Exception:  # noqa: BLE001  (batched or traced results)
+            return "MixtureResult(batched/traced)"
+
+    __repr__ = __str__
+
+
+_META = ("_model", "nparams")
+jax.tree_util.register_dataclass(
+    MixtureResult,
+    data_fields=[f.name for f in dataclasses.fields(MixtureResult) if f.name not in _META],
+    meta_fields=list(_META),
+)
+
+
+def build_result(model, out, x, w, *, tol, stderr=True):
+    """Host side after the compiled EM: errors, warnings, standard errors."""
+    status = int(out["status"])
+    if status == Status.NONFINITE:
+        reg = getattr(model, "reg_covar", None)
+        fix = (
+            "reg_covar=0 leaves no protection: set reg_covar > 0 (e.g. 1e-6, the default)"
+            if reg is not None and float(reg) == 0
+            else "increase reg_covar"
+            if reg is not None
+            else "constrain the component parameters or start from other values"
+        )
+        raise ValueError(
+            "EM failed: a mixture component collapsed (its covariance or parameters became "
+            f"singular, e.g. a component sitting on a single point or a lower-dimensional subset). "
+            f"{fix[0].upper() + fix[1:]}, use fewer components (n_components), or start elsewhere "
+            f"(init, n_init). Stopped after {int(out['n_iter'])} iterations."
+        )
+    if status != Status.SUCCESS and tol > 0:
+        warnings.warn(
+            f"EM did not converge in {int(out['n_iter'])} iterations (the best of the initialisations "
+            "is returned, converged=False): raise maxiter, loosen tol, or try more initialisations "
+            "(n_init).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    params = out["params"]
+    se = cov = info = None
+    flags = (jnp.asarray(False),) * 3
+    if stderr:
+        if jnp.result_type(out["loglik"]) == jnp.float32:
+            warnings.warn(
+                "standard errors were computed in float32 and may be inaccurate; enable float64 "
+                "with jax.config.update('jax_enable_x64', True) before creating arrays.",
+                PrecisionWarning,
+                stacklevel=3,
+            )
+        nfree = model.nparams(x)
+        width = model.n_components * max(1, math.prod(x.shape[1:]))
+        chunk = _chunk_size(x.shape[0], nfree, width)
+        se, cov, info, *flags = _stderr_jit(model.static(), model.hyper(), params, x, w, chunk)
+        if bool(flags[0]) or bool(flags[1]):
+            warnings.warn(
+                "the observed information of the mixture is not positive definite: standard errors "
+                "are NaN. Causes: an empty or duplicated component, too many components for the "
+                "data, or EM stopped away from a maximum (raise maxiter / lower tol).",
+                HessianWarning,
+                stacklevel=3,
+            )
+    return MixtureResult(
+        params=params,
+        stderr=se,
+        cov=cov,
+        information=info,
+        loglik=out["loglik"],
+        converged=out["converged"],
+        n_iter=out["n_iter"],
+        status=out["status"],
+        nobs=out["nobs"],
+        restart_logliks=out["restart_logliks"],
+        loglik_decreased=out["decreased"],
+        hessian_not_negdef=flags[0],
+        not_identified=flags[1],
+        ill_conditioned=flags[2],
+        _model=model.static(),
+        nparams=model.nparams(x),
+    )
