@@ -65,13 +65,16 @@ def analyse_information(info) -> InfoAnalysis:
 
 
 def pinv_information(info):
-    """Moore-Penrose pseudo-inverse of the information: the documented fallback
-    covariance when the information is singular or indefinite.
+    """A pseudo-inverse of the information: the documented fallback covariance
+    (``FitResult.with_cov("pinv")``) when the information is singular or indefinite.
 
-    Computed on the correlation scale (so the cut-off does not depend on the
-    parameters' units): eigenvalues with ``|w| <= 1e4 * eps * max|w|`` count as
-    zero; the rest, negative ones included, are inverted. NaN if the information
-    is not finite.
+    The Moore-Penrose inverse of the correlation-scaled information ``D^-1 I D^-1``,
+    scaled back (``D^-1 pinv(.) D^-1``), so the cut-off does not depend on the
+    parameters' units: eigenvalues with ``|w| <= 1e4 * eps * max|w|`` count as zero;
+    the rest, negative ones included, are inverted. It is a generalised inverse
+    (``I G I = I``), so variances of identified combinations ``c' theta`` (``c`` in
+    the row space of ``I``) are exact; it equals the plain inverse when ``I`` is
+    invertible. NaN if the information is not finite.
     """
     k = info.shape[0]
     dtype = info.dtype

@@ -34,7 +34,7 @@ from jax import lax
 from ._constraints import ParamValues
 from ._driver import minimise
 from ._solvers import Newton, Objective
-from ._status import HessianWarning, Status
+from ._status import ConvergenceWarning, HessianWarning, Status
 
 _INNER_TOL = 1e-10
 _INNER_MAXITER = 100
@@ -251,6 +251,13 @@ def _check_single(res, what):
         )
     if res.nparams == 0:
         raise ValueError(f"{what}: the fit has no free parameters.")
+    if not bool(res.converged) and int(res.status) != Status.NOT_IDENTIFIED:
+        warnings.warn(
+            f"{what}: the fit did not converge ({Status(int(res.status)).name}); the profile "
+            "is measured from a point that may not be the maximum. Refit first.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
 
 def _index(res, name) -> int:

@@ -57,19 +57,30 @@ def _statsmodels_cov(model, cov):
 
 
 @pytest.mark.parametrize("cov", ["observed", "opg", "sandwich", "cluster"])
-@pytest.mark.parametrize("name", list(MODELS))
-def test_cov_types_match_statsmodels(name, cov):
-    ll, model, data = MODELS[name]()
+def test_fit_cov_types_match_statsmodels_logit(cov):
+    ll, model, data = _logit()
     kw = {"clusters": GROUPS} if cov == "cluster" else {}
     res = mj.fit(ll, {"beta": jnp.zeros(3)}, data, cov=cov, **kw)
     expected = _statsmodels_cov(model, cov)
     np.testing.assert_allclose(np.asarray(res.cov), expected, rtol=RTOL)
     np.testing.assert_allclose(np.asarray(res.stderr["beta"]), np.sqrt(np.diag(expected)), rtol=RTOL)
     assert res.cov_type == cov
-    # the same covariance attached after the fact
-    again = mj.fit(ll, {"beta": jnp.zeros(3)}, data).with_cov(cov, **kw)
-    np.testing.assert_allclose(np.asarray(again.cov), expected, rtol=RTOL)
-    assert again.cov_type == cov
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_with_cov_types_match_statsmodels(name):
+    """The same covariances attached after the fact to one observed-information fit."""
+    ll, model, data = MODELS[name]()
+    res = mj.fit(ll, {"beta": jnp.zeros(3)}, data)
+    for cov in ("observed", "opg", "sandwich", "cluster"):
+        kw = {"clusters": GROUPS} if cov == "cluster" else {}
+        again = res.with_cov(cov, **kw)
+        expected = _statsmodels_cov(model, cov)
+        np.testing.assert_allclose(np.asarray(again.cov), expected, rtol=RTOL, err_msg=cov)
+        np.testing.assert_allclose(
+            np.asarray(again.stderr["beta"]), np.sqrt(np.diag(expected)), rtol=RTOL, err_msg=cov
+        )
+        assert again.cov_type == cov
 
 
 def test_expected_information_matches_statsmodels_glm_probit():
