@@ -209,7 +209,7 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
 
 def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
     F = _objective(loglik, spec, dyn, data)
-    f_hat, g_hat = jax.value_and_grad(F)(x_hat)
+    f_hat = F(x_hat)
     h = jax.hessian(F)(x_hat)
     h = 0.5 * (h + h.T)
     k = x_hat.shape[0]

@@ -195,9 +195,17 @@ class FitResult:
     def conf_int(self, level: float = 0.95, method: str = "wald"):
         """Confidence intervals, a pytree like ``params`` of ``(low, high)`` pairs.
 
-        ``method="wald"``: estimate +- z * stderr (asymptotic normality).
-        ``method="profile"``: inverts the likelihood-ratio test by re-maximising
-        over the other parameters; respects constraints.
+        ``method="wald"``: estimate +- z * stderr (asymptotic normality; NaN where
+        the standard error is).
+        ``method="profile"``: inverts the likelihood-ratio test: the set of values
+        whose profile deviance ``2 (loglik_hat - profile(v))`` is at most the
+        chi-squared(1) quantile, the other parameters re-maximised at each value.
+        Each end is root-found (bracket expansion, then safeguarded Newton) on the
+        optimiser's scale, so it respects constraints: an end never crosses a bound
+        (if the deviance stays below the quantile up to a bound, the bound is the
+        end; ``+-inf`` for an unbounded parameter the data do not bound, e.g. a
+        non-identified one). All ends are computed in one compiled, vmapped call,
+        reused for every level and for new data of the same shapes.
         Fixed leaves get ``(nan, nan)``.
         """
         _check_level(level)

@@ -67,6 +67,13 @@ def test_row13_flat_likelihood():
     assert "the combination 1*c" in res.message
     assert _all_nan(res.stderr)
     assert any(issubclass(x.category, mj.HessianWarning) for x in w)
+    # profile intervals stay honest: c is not bounded by the data at all, while mu's
+    # interval is the exact one (quadratic log-likelihood: mean +- z * 2 / sqrt(n))
+    ci = res.conf_int(method="profile")
+    assert float(ci["c"][0]) == -np.inf and float(ci["c"][1]) == np.inf
+    half = 1.959963984540054 * 2.0 / np.sqrt(X.size)
+    np.testing.assert_allclose([float(ci["mu"][0]), float(ci["mu"][1])],
+                               [X.mean() - half, X.mean() + half], rtol=1e-8)
 
 
 def test_row11_fit_ending_at_a_saddle():
