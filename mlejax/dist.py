@@ -1,0 +1,592 @@
+"""Distribution families and :func:`fit_dist`.
+
+Each family is a small frozen dataclass with the same few pieces:
+
+- ``logpdf(params, x)``: the log-density (or log-mass) of each observation;
+- ``start(x, w)``: a cheap moment starting point (natural scale);
+- ``mle(x, w)``: the closed-form weighted MLE, where one exists (else ``None``);
+  pure ``jax.numpy``, so an EM M-step can call it under ``jit``/``vmap``;
+- ``fisher(params)``: the expected Fisher information of one observation, in the
+  order of the fit's parameter names (sorted keys), where it is known;
+- ``constraints``: which parameters are positive / probabilities (the markers
+  ``init`` gets), and ``check(x)``: the support, refused with an error naming ``x``.
+
+Weights are frequency weights: the log-likelihood is ``sum(w * logpdf)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy import special, stats
+
+from ._constraints import Bounded, Positive
+from ._fit import fit
+from ._modelfit import cached, check_finite_array, check_weights, quiet_fit, warn_result, with_information
+from ._status import Status
+
+_EULER = 0.5772156649015329
+
+
+def _wmean(x, w):
+    return jnp.tensordot(w, x, axes=1) / jnp.sum(w)
+
+
+def _wvar(x, w, m=None):
+    m = _wmean(x, w) if m is None else m
+    return _wmean((x - m) ** 2, w)
+
+
+def _weighted_median(x, w):
+    """The weighted median: where the cumulative weight first passes half; when it
+    equals half exactly at some value (e.g. equal weights, even n), the midpoint of
+    that value and the next (numpy's median). Any point between them maximises the
+    Laplace likelihood."""
+    order = jnp.argsort(x)
+    xs, ws = x[order], w[order]
+    c = jnp.cumsum(ws)
+    half = 0.5 * c[-1]
+    i = jnp.argmax(c >= half)
+    j = jnp.argmax(c > half)
+    return jnp.where(c[i] == half, 0.5 * (xs[i] + xs[j]), xs[i])
+
+
+def _trigamma(a):
+    return special.polygamma(1, a)
+
+
+# Support checks: (predicate on a numpy array, description for the error message).
+def _is_int(x):
+    return np.all(x == np.round(x))
+
+
+_SUPPORT = {
+    "real": (lambda x: True, "real numbers"),
+    "positive": (lambda x: np.all(x > 0), "positive numbers (x > 0)"),
+    "unit": (lambda x: np.all((x > 0) & (x < 1)), "numbers strictly between 0 and 1"),
+    "binary": (lambda x: np.all((x == 0) | (x == 1)), "0 or 1"),
+    "count": (lambda x: np.all(x >= 0) and _is_int(x), "non-negative integers"),
+    "trials": (lambda x: np.all(x >= 1) and _is_int(x), "integers >= 1 (the trial of the first success)"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """Base of the distribution families (see the module docstring)."""
+
+    constraints: ClassVar[dict] = {}  # name -> "positive" | "unit"; others free
+    support: ClassVar[str] = "real"
+    information: ClassVar[str] = "observed"  # "expected": the observed one is unusable
+
+    def logpdf(self, params, x):
+        raise NotImplementedError
+
+    def start(self, x, w):
+        return self.mle(x, w)
+
+    def mle(self, x, w):
+        return None
+
+    def fisher(self, params):
+        return None
+
+    def prepare(self, x):
+        """The data as ``logpdf`` takes them (e.g. labels to one-hot)."""
+        return x
+
+    def check(self, x: np.ndarray) -> None:
+        ok, what = _SUPPORT[self.support]
+        if not ok(x):
+            raise ValueError(
+                f"x is outside the support of {type(self).__name__}: it needs {what}. "
+                "Check the data or choose another family."
+            )
+
+    def init(self, params):
+        """``params`` wrapped in this family's constraint markers (a start for ``mj.fit``)."""
+        wrap = {"positive": Positive, "unit": lambda v: Bounded(0.0, 1.0, v)}
+        return {k: wrap[self.constraints[k]](v) if k in self.constraints else v for k, v in params.items()}
+
+    def loglik(self, params, x, weights=None):
+        """The total (weighted) log-likelihood of ``x``."""
+        lp = self.logpdf(params, x)
+        if weights is None:
+            return jnp.sum(lp)
+        return jnp.sum(jnp.where(weights > 0, weights * lp, 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Normal(Family):
+    """Normal(mu, sigma)."""
+
+    constraints: ClassVar[dict] = {"sigma": "positive"}
+
+    def logpdf(self, p, x):
+        return stats.norm.logpdf(x, p["mu"], p["sigma"])
+
+    def mle(self, x, w):
+        m = _wmean(x, w)
+        return {"mu": m, "sigma": jnp.sqrt(_wvar(x, w, m))}
+
+    def fisher(self, p):
+        s2 = p["sigma"] ** 2
+        return jnp.diag(jnp.stack([1.0 / s2, 2.0 / s2]))
+
+
+@dataclasses.dataclass(frozen=True)
+class LogNormal(Normal):
+    """LogNormal(mu, sigma): log(x) ~ Normal(mu, sigma) (scipy: s=sigma, scale=exp(mu))."""
+
+    support: ClassVar[str] = "positive"
+
+    def logpdf(self, p, x):
+        lx = jnp.log(x)
+        return stats.norm.logpdf(lx, p["mu"], p["sigma"]) - lx
+
+    def mle(self, x, w):
+        return super().mle(jnp.log(x), w)
+
+
+@dataclasses.dataclass(frozen=True)
+class Poisson(Family):
+    """Poisson(rate)."""
+
+    constraints: ClassVar[dict] = {"rate": "positive"}
+    support: ClassVar[str] = "count"
+
+    def logpdf(self, p, x):
+        return stats.poisson.logpmf(x, p["rate"])
+
+    def mle(self, x, w):
+        return {"rate": _wmean(x, w)}
+
+    def fisher(self, p):
+        return jnp.reshape(1.0 / p["rate"], (1, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Exponential(Family):
+    """Exponential(rate), density ``rate * exp(-rate x)`` (scipy: scale = 1/rate)."""
+
+    constraints: ClassVar[dict] = {"rate": "positive"}
+    support: ClassVar[str] = "positive"
+
+    def logpdf(self, p, x):
+        return jnp.log(p["rate"]) - p["rate"] * x
+
+    def mle(self, x, w):
+        return {"rate": 1.0 / _wmean(x, w)}
+
+    def fisher(self, p):
+        return jnp.reshape(1.0 / p["rate"] ** 2, (1, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Binomial(Family):
+    """Binomial(n, p): successes out of ``n`` trials (``n`` known). ``Bernoulli`` is n=1."""
+
+    n: int = 1
+    constraints: ClassVar[dict] = {"p": "unit"}
+    support: ClassVar[str] = "count"
+
+    def __post_init__(self):
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
+            raise ValueError(f"n={self.n!r}: the number of trials must be an integer >= 1.")
+
+    def check(self, x):
+        super().check(x)
+        if np.any(x > self.n):
+            raise ValueError(f"x has values above n={self.n} (e.g. {x[x > self.n][0]}); "
+                             f"a {type(self).__name__} count is at most the number of trials.")
+
+    def logpdf(self, p, x):
+        n = self.n
+        log_choose = special.gammaln(n + 1.0) - special.gammaln(x + 1.0) - special.gammaln(n - x + 1.0)
+        return log_choose + special.xlogy(x, p["p"]) + special.xlog1py(n - x, -p["p"])
+
+    def mle(self, x, w):
+        return {"p": _wmean(x, w) / self.n}
+
+    def fisher(self, p):
+        q = p["p"]
+        return jnp.reshape(self.n / (q * (1 - q)), (1, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Bernoulli(Binomial):
+    """Bernoulli(p): x in {0, 1}."""
+
+    support: ClassVar[str] = "binary"
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometric(Family):
+    """Geometric(p): the trial of the first success, x = 1, 2, ... (scipy's ``geom``)."""
+
+    constraints: ClassVar[dict] = {"p": "unit"}
+    support: ClassVar[str] = "trials"
+
+    def logpdf(self, p, x):
+        return jnp.log(p["p"]) + special.xlog1py(x - 1.0, -p["p"])
+
+    def mle(self, x, w):
+        return {"p": 1.0 / _wmean(x, w)}
+
+    def fisher(self, p):
+        q = p["p"]
+        return jnp.reshape(1.0 / (q**2 * (1 - q)), (1, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Laplace(Family):
+    """Laplace(loc, scale). The MLE is the (weighted) median and the mean absolute
+    deviation from it. The log-likelihood has no curvature in ``loc`` (it is piecewise
+    linear), so standard errors come from the expected information."""
+
+    constraints: ClassVar[dict] = {"scale": "positive"}
+    information: ClassVar[str] = "expected"
+
+    def logpdf(self, p, x):
+        return stats.laplace.logpdf(x, p["loc"], p["scale"])
+
+    def mle(self, x, w):
+        m = _weighted_median(x, w)
+        return {"loc": m, "scale": _wmean(jnp.abs(x - m), w)}
+
+    def fisher(self, p):
+        b2 = p["scale"] ** 2
+        return jnp.diag(jnp.stack([1.0 / b2, 1.0 / b2]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Gamma(Family):
+    """Gamma(shape, rate), density ``rate^shape x^(shape-1) exp(-rate x) / Gamma(shape)``
+    (scipy: a=shape, scale=1/rate)."""
+
+    constraints: ClassVar[dict] = {"shape": "positive", "rate": "positive"}
+    support: ClassVar[str] = "positive"
+
+    def logpdf(self, p, x):
+        a, b = p["shape"], p["rate"]
+        return a * jnp.log(b) - special.gammaln(a) + (a - 1) * jnp.log(x) - b * x
+
+    def start(self, x, w):
+        # Minka's (2002) closed-form approximation to the shape MLE.
+        m = _wmean(x, w)
+        s = jnp.log(m) - _wmean(jnp.log(x), w)
+        a = (3 - s + jnp.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
+        return {"shape": a, "rate": a / m}
+
+    def fisher(self, p):  # order: rate, shape
+        a, b = p["shape"], p["rate"]
+        return jnp.array([[a / b**2, -1 / b], [-1 / b, _trigamma(a)]])
+
+
+@dataclasses.dataclass(frozen=True)
+class Beta(Family):
+    """Beta(a, b) on (0, 1)."""
+
+    constraints: ClassVar[dict] = {"a": "positive", "b": "positive"}
+    support: ClassVar[str] = "unit"
+
+    def logpdf(self, p, x):
+        return stats.beta.logpdf(x, p["a"], p["b"])
+
+    def start(self, x, w):
+        m = _wmean(x, w)
+        c = m * (1 - m) / _wvar(x, w, m) - 1
+        c = jnp.where(c > 0, c, 1.0)
+        return {"a": m * c, "b": (1 - m) * c}
+
+    def fisher(self, p):
+        a, b = p["a"], p["b"]
+        t = _trigamma(a + b)
+        return jnp.array([[_trigamma(a) - t, -t], [-t, _trigamma(b) - t]])
+
+
+@dataclasses.dataclass(frozen=True)
+class Weibull(Family):
+    """Weibull(shape, scale), density ``(k/l) (x/l)^(k-1) exp(-(x/l)^k)``
+    (scipy's ``weibull_min`` with c=shape)."""
+
+    constraints: ClassVar[dict] = {"shape": "positive", "scale": "positive"}
+    support: ClassVar[str] = "positive"
+
+    def logpdf(self, p, x):
+        k, lam = p["shape"], p["scale"]
+        z = x / lam
+        return jnp.log(k / lam) + (k - 1) * jnp.log(z) - z**k
+
+    def start(self, x, w):
+        lx = jnp.log(x)
+        k = jnp.pi / jnp.sqrt(6 * _wvar(lx, w))  # the sd of log x is pi / (k sqrt 6)
+        return {"shape": k, "scale": jnp.exp(_wmean(lx, w) + _EULER / k)}
+
+    def fisher(self, p):  # order: scale, shape
+        k, lam = p["shape"], p["scale"]
+        c = (_EULER - 1) / lam
+        return jnp.array([[k**2 / lam**2, c], [c, ((1 - _EULER) ** 2 + jnp.pi**2 / 6) / k**2]])
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentT(Family):
+    """Student-t(loc, scale, df) (scipy's ``t``)."""
+
+    constraints: ClassVar[dict] = {"scale": "positive", "df": "positive"}
+
+    def logpdf(self, p, x):
+        return stats.t.logpdf(x, p["df"], p["loc"], p["scale"])
+
+    def start(self, x, w):
+        m = _weighted_median(x, w)
+        mad = _weighted_median(jnp.abs(x - m), w)
+        return {"loc": m, "scale": 1.4826 * mad + 1e-12 * jnp.abs(m) + 1e-300, "df": jnp.asarray(5.0, x.dtype)}
+
+    def fisher(self, p):  # order: df, loc, scale (Lange, Little & Taylor 1989)
+        v, s = p["df"], p["scale"]
+        i_vv = 0.25 * (_trigamma(v / 2) - _trigamma((v + 1) / 2)) - (v + 5) / (2 * v * (v + 1) * (v + 3))
+        i_vs = -2 / ((v + 1) * (v + 3) * s)
+        i_mm = (v + 1) / ((v + 3) * s**2)
+        i_ss = 2 * v / ((v + 3) * s**2)
+        z = jnp.zeros_like(v)
+        return jnp.array([[i_vv, z, i_vs], [z, i_mm, z], [i_vs, z, i_ss]])
+
+
+@dataclasses.dataclass(frozen=True)
+class NegativeBinomial(Family):
+    """NegativeBinomial(mean, alpha), the NB2 form: variance ``mean + alpha mean^2``
+    (scipy's ``nbinom`` with n = 1/alpha, p = n / (n + mean))."""
+
+    constraints: ClassVar[dict] = {"mean": "positive", "alpha": "positive"}
+    support: ClassVar[str] = "count"
+
+    def logpdf(self, p, x):
+        return nb2_logpmf(x, p["mean"], p["alpha"])
+
+    def start(self, x, w):
+        m = _wmean(x, w)
+        over = (_wvar(x, w, m) - m) / m**2
+        return {"mean": m, "alpha": jnp.where(over > 1e-3, over, 1e-3)}
+
+
+def nb2_logpmf(y, mu, alpha):
+    """log P(y) of the NB2 negative binomial with mean ``mu`` and variance ``mu + alpha mu^2``."""
+    r = 1.0 / alpha
+    return (
+        special.gammaln(y + r)
+        - special.gammaln(r)
+        - special.gammaln(y + 1.0)
+        - r * jnp.log1p(alpha * mu)
+        + special.xlogy(y, alpha * mu)
+        - y * jnp.log1p(alpha * mu)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Multinomial(Family):
+    """Multinomial(n, probs) over ``k`` categories: each observation is a row of ``k``
+    counts summing to ``n``. The free parameters are ``p``, the first ``k - 1``
+    probabilities (the last is ``1 - sum(p)``; :meth:`probs` gives all ``k``)."""
+
+    k: int = 2
+    n: int = 1
+    constraints: ClassVar[dict] = {"p": "unit"}
+
+    def __post_init__(self):
+        for name in ("k", "n"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (2 if name == "k" else 1):
+                raise ValueError(f"{name}={v!r} must be an integer >= {2 if name == 'k' else 1}.")
+
+    @staticmethod
+    def probs(params):
+        """All ``k`` probabilities from the ``k - 1`` free ones."""
+        p = params["p"]
+        return jnp.concatenate([p, 1.0 - jnp.sum(p, keepdims=True)])
+
+    def check(self, x):
+        if x.ndim != 2 or x.shape[1] != self.k:
+            raise ValueError(f"x has shape {x.shape}; Multinomial(k={self.k}) needs rows of {self.k} counts.")
+        if not (np.all(x >= 0) and _is_int(x)) or np.any(x.sum(axis=1) != self.n):
+            raise ValueError(f"x is outside the support: each row must be {self.k} non-negative "
+                             f"integer counts summing to n={self.n}.")
+
+    def logpdf(self, p, x):
+        coef = special.gammaln(self.n + 1.0) - jnp.sum(special.gammaln(x + 1.0), axis=-1)
+        return coef + jnp.sum(special.xlogy(x, self.probs(p)), axis=-1)
+
+    def mle(self, x, w):
+        return {"p": _wmean(x[:, :-1], w) / self.n}
+
+    def fisher(self, params):
+        p = params["p"]
+        last = 1.0 - jnp.sum(p)
+        return self.n * (jnp.diag(1.0 / p) + 1.0 / last)
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical(Multinomial):
+    """Categorical over ``k`` categories: each observation is a label 0..k-1. Same
+    parameters as ``Multinomial(k, n=1)`` (``p``: the first ``k - 1`` probabilities)."""
+
+    def check(self, x):
+        if x.ndim != 1 or not (np.all((x >= 0) & (x < self.k)) and _is_int(x)):
+            raise ValueError(f"x is outside the support: labels must be integers 0..{self.k - 1} in a 1-d array.")
+
+    def prepare(self, x):
+        return jax.nn.one_hot(jnp.asarray(x, jnp.int32), self.k, dtype=jnp.result_type(float))
+
+
+@dataclasses.dataclass(frozen=True)
+class MultivariateNormal(Family):
+    """MultivariateNormal(mean, cov) in ``d`` dimensions; observations are rows of ``x``.
+    ``cov`` is estimated as its lower triangle (``np.tril_indices(d)`` order, d(d+1)/2
+    values); :meth:`covariance` rebuilds the matrix."""
+
+    d: int = 2
+
+    def __post_init__(self):
+        if isinstance(self.d, bool) or not isinstance(self.d, (int, np.integer)) or self.d < 1:
+            raise ValueError(f"d={self.d!r} must be an integer >= 1.")
+
+    def covariance(self, params):
+        """The ``d x d`` covariance matrix from its lower triangle ``params["cov"]``."""
+        i, j = np.tril_indices(self.d)
+        c = jnp.zeros((self.d, self.d), params["cov"].dtype).at[i, j].set(params["cov"])
+        return c + jnp.tril(c, -1).T
+
+    def check(self, x):
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise ValueError(f"x has shape {x.shape}; MultivariateNormal(d={self.d}) needs rows of {self.d} values.")
+
+    def logpdf(self, p, x):
+        return stats.multivariate_normal.logpdf(x, p["mean"], self.covariance(p))
+
+    def mle(self, x, w):
+        m = _wmean(x, w)
+        r = x - m
+        c = (w[:, None] * r).T @ r / jnp.sum(w)
+        return {"mean": m, "cov": c[np.tril_indices(self.d)]}
+
+    def fisher(self, p):  # order: cov (lower triangle), mean
+        d = self.d
+        prec = jnp.linalg.inv(self.covariance(p))
+        i, j = np.tril_indices(d)
+        dup = np.zeros((d * d, len(i)))  # duplication matrix: vec(S) = D vech(S)
+        for col, (a, b) in enumerate(zip(i, j)):
+            dup[a * d + b, col] = dup[b * d + a, col] = 1.0
+        i_cov = 0.5 * dup.T @ jnp.kron(prec, prec) @ dup
+        top = jnp.concatenate([i_cov, jnp.zeros((len(i), d))], axis=1)
+        bottom = jnp.concatenate([jnp.zeros((d, len(i))), prec], axis=1)
+        return jnp.concatenate([top, bottom])
+
+
+FAMILIES = (
+    Bernoulli, Binomial, Categorical, Multinomial, Normal, Poisson, Exponential, Gamma, Beta,
+    Weibull, LogNormal, StudentT, NegativeBinomial, Geometric, Laplace, MultivariateNormal,
+)
+
+
+@cached
+def _family_loglik(family: Family):
+    """The weighted log-likelihood of ``family``: one function object per family, so
+    refits with new data reuse the compiled fit."""
+
+    def loglik(params, data):
+        x, w = data
+        return family.loglik(params, x, w)
+
+    return loglik
+
+
+def _as_family(family) -> Family:
+    if isinstance(family, type) and issubclass(family, Family):
+        family = family()
+    if not isinstance(family, Family):
+        raise TypeError(
+            f"family must be an mlejax.dist family such as mj.dist.Normal() or "
+            f"mj.dist.Binomial(n=10); got {family!r}."
+        )
+    return family
+
+
+def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxiter=None, tol=None):
+    """Fit a distribution family to ``x`` by maximum likelihood.
+
+    Args:
+        family: a family from :mod:`mlejax.dist`, e.g. ``mj.dist.Gamma()``,
+            ``mj.dist.Binomial(n=10)`` (a family class without arguments also works).
+        x: the observations (rows for ``Multinomial``/``MultivariateNormal``).
+        weights: optional frequency weights, one per observation (``>= 0``).
+        cov: ``"observed"`` (inverse observed information, default), ``"expected"``
+            (inverse expected information at the estimate, for families that give it)
+            or any other ``mj.fit`` covariance type.
+        method, maxiter, tol: passed to ``mj.fit``.
+
+    Returns:
+        A :class:`FitResult`. Families with a closed-form MLE (Normal, LogNormal,
+        Poisson, Exponential, Bernoulli, Binomial, Geometric, Categorical, Multinomial,
+        MultivariateNormal, Laplace) are exact: the fit starts at the closed form and
+        Newton only certifies it. The others (Gamma, Beta, Weibull, StudentT,
+        NegativeBinomial) start at moment estimates and use Newton. Laplace reports
+        expected-information standard errors (its log-likelihood is not twice
+        differentiable in ``loc``).
+
+    Raises:
+        ValueError naming ``x``/``weights`` for data outside the family's support,
+        NaN/inf, or weights that are negative or of the wrong length.
+    """
+    family = _as_family(family)
+    x = check_finite_array("x", x)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"x has shape {x.shape}; give at least one observation.")
+    family.check(x)
+    n = x.shape[0]
+    w = check_weights(weights, n)
+    dtype = jnp.result_type(float)
+    xj = family.prepare(jnp.asarray(x, dtype))
+    wj = jnp.ones(n, dtype) if w is None else jnp.asarray(w, dtype)
+    closed = family.mle(xj, wj)
+    expected = cov == "expected" or family.information == "expected"
+    if expected and cov not in ("observed", "expected"):
+        raise ValueError(f"cov={cov!r}: {type(family).__name__} gives expected-information "
+                         "standard errors only; use cov='expected'.")
+    start = closed if closed is not None else family.start(xj, wj)
+    _check_start(family, start)
+    kw = dict(method=method, maxiter=maxiter, tol=tol, nobs=n)
+    if expected and family.information == "expected":
+        kw["maxiter"] = 0  # exact closed form; the observed Hessian is not usable
+    res = quiet_fit(fit, _family_loglik(family), family.init(start), (xj, wj),
+                    cov="observed" if expected else cov, **kw)
+    if expected:
+        fisher = family.fisher(res.params)
+        if fisher is None:
+            raise ValueError(f"cov='expected': {type(family).__name__} has no closed-form expected "
+                             "information; use cov='observed'.")
+        status = Status.SUCCESS if family.information == "expected" else None
+        res = with_information(res, jnp.sum(wj) * fisher, converged_status=status)
+    warn_result(res, stacklevel=2)
+    return res
+
+
+def _check_start(family, start):
+    """Refuse data for which the MLE is on the boundary or does not exist (all equal)."""
+    for k, v in start.items():
+        v = np.asarray(v)
+        kind = family.constraints.get(k)
+        inside = np.isfinite(v) & ((v > 0) if kind else True) & ((v < 1) if kind == "unit" else True)
+        if not np.all(inside):
+            raise ValueError(
+                f"x: the estimate of {type(family).__name__}'s {k!r} would be {v}, on the boundary "
+                "of (or outside) the parameter space: the data are degenerate for this family "
+                "(e.g. all observations equal, all 0 or all 1). The MLE does not exist as an "
+                "interior point; check the data or choose another family."
+            )
+
+
+__all__ = ["fit_dist", "Family", *[f.__name__ for f in FAMILIES]]
