@@ -203,7 +203,8 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
     s = lax.while_loop(cond, body, s0)
     # a real crossing: the deviance reaches crit. Otherwise (it jumps from below crit
     # to +inf/NaN, or never reaches it) the end is the constraint's limit.
-    crossed = s.found & jnp.isfinite(s.d_out) & (jnp.abs(s.d - crit) <= 1e-6 * jnp.maximum(crit, 1.0))
+    at_crit = jnp.abs(s.d - crit) <= 1e-6 * jnp.maximum(crit, 1.0)
+    crossed = s.found & jnp.isfinite(s.d_out) & at_crit
     return s.z, crossed, s.ok | ~crossed
 
 
@@ -263,7 +264,9 @@ def _check_single(res, what):
 def _index(res, name) -> int:
     if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
         if not 0 <= int(name) < res.nparams:
-            raise ValueError(f"name={name} is out of range: the fit has {res.nparams} free parameters.")
+            raise ValueError(
+                f"name={name} is out of range: the fit has {res.nparams} free parameters."
+            )
         return int(name)
     if not isinstance(name, str):
         raise TypeError(f"name must be a parameter name such as {res.names[0]!r}; got {name!r}.")

@@ -145,7 +145,9 @@ class FitResult:
         if self.cov_type == "pinv":
             nan_se = "standard errors are from the pseudo-inverse fallback (cov_type 'pinv')"
         else:
-            nan_se = "standard errors are NaN (res.with_cov('pinv') gives labelled pseudo-inverse ones)"
+            nan_se = (
+                "standard errors are NaN (res.with_cov('pinv') gives labelled pseudo-inverse ones)"
+            )
         if bool(self.hessian_not_negdef):
             if int(self.status) != Status.NOT_MAXIMUM:
                 notes.append("the Hessian is not negative definite")
@@ -185,7 +187,10 @@ class FitResult:
             if abs(c) <= tol:
                 continue
             term = f"{abs(c):.3g}*{n}"
-            out += (term if c > 0 else "-" + term) if not out else (" + " if c > 0 else " - ") + term
+            if out:
+                out += (" + " if c > 0 else " - ") + term
+            else:
+                out = term if c > 0 else "-" + term
         return out or "(none)"
 
     # -- inference methods -----------------------------------------------------------
