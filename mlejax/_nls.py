@@ -20,7 +20,16 @@ import numpy as np
 from ._constraints import parametrize
 from ._driver import minimise
 from ._fit import fit
-from ._modelfit import cached, check_finite_array, check_weights, quiet_fit, remark, to_model_result, warn_result
+from ._modelfit import (
+    cached,
+    certify,
+    check_finite_array,
+    check_weights,
+    quiet_fit,
+    remark,
+    to_model_result,
+    warn_result,
+)
 from ._status import Status
 
 RUNNING = int(Status.RUNNING)
@@ -151,40 +160,6 @@ def _gauss_newton(f, spec, dyn, params, data, nobs):
 _gn_jit = jax.jit(_gauss_newton, static_argnames=("f", "spec", "nobs"))
 
 
-def _newton_step(loglik, spec, dyn, params, data, cov):
-    """The full Newton step ``I^-1 g`` from ``params`` (natural scale, free parameters)."""
-    phi = spec.natural_flat(params)
-    g = jax.grad(lambda q: loglik(spec.from_natural_flat(q, dyn), data))(phi)
-    return phi, cov @ g
-
-
-_step_jit = jax.jit(_newton_step, static_argnames=("loglik", "spec"))
-
-# A fit stopped by rounding (precision loss / iteration limit) is at the optimum when the
-# next exact Newton step would move no parameter beyond 1e-10 of its magnitude or 1e-6 of
-# its standard error (an optimisation error a million times below the statistical one). Residuals computed as
-# y - f(theta, x) carry a rounding noise of eps * |y|, which makes the log-likelihood
-# noisy far above eps * |loglik| when the fit is close: the gradient test alone then
-# cannot be met, while the Newton step shows the point is optimal to ~10 digits.
-_STEP_RTOL = 1e-10
-_STEP_SE = 1e-6
-
-
-def _certify(res, ll, data):
-    """SUCCESS for a fit stopped by rounding at a point where the information is
-    negative definite and the Newton step is negligible (see ``_STEP_RTOL``)."""
-    if int(res.status) not in (Status.PRECISION_LOSS, Status.MAX_ITER):
-        return res
-    if bool(res.hessian_not_negdef) or bool(res.not_identified):
-        return res
-    phi, step = _step_jit(ll, res._spec, res._dyn, res.params, data, res.cov)
-    se = jnp.sqrt(jnp.diag(res.cov))
-    if bool(jnp.all((jnp.abs(step) <= _STEP_RTOL * jnp.abs(phi)) | (jnp.abs(step) <= _STEP_SE * se))):
-        ok = jnp.asarray(int(Status.SUCCESS), jnp.int32)
-        return dataclasses.replace(res, status=ok, converged=jnp.asarray(True))
-    return res
-
-
 def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter=2000):
     """Nonlinear least squares ``y = f(theta, x) + eps``, eps ~ N(0, sigma^2 / w), by
     maximum likelihood with exact derivatives.
@@ -234,7 +209,7 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     ll = profile_loglik(f)
     # The profile log-likelihood is for the data (x, y, sqrt(w)); nobs is n.
     res = quiet_fit(fit, ll, remark(spec, dyn, start), data, maxiter=maxiter, tol=tol, nobs=n)
-    res = _certify(res, ll, data)
+    res = certify(res, ll, data)
     cov_gn, rss, s2 = _gn_jit(f, res._spec, res._dyn, res.params, data, n)
     se = jnp.sqrt(jnp.diag(cov_gn))
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))

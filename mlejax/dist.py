@@ -27,7 +27,15 @@ from jax.scipy import special, stats
 
 from ._constraints import Bounded, Positive
 from ._fit import fit
-from ._modelfit import cached, check_finite_array, check_weights, quiet_fit, warn_result, with_information
+from ._modelfit import (
+    cached,
+    certify,
+    check_finite_array,
+    check_weights,
+    quiet_fit,
+    warn_result,
+    with_information,
+)
 from ._status import Status
 
 _EULER = 0.5772156649015329
@@ -561,8 +569,10 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     kw = dict(method=method, maxiter=maxiter, tol=tol, nobs=n)
     if expected and family.information == "expected":
         kw["maxiter"] = 0  # exact closed form; the observed Hessian is not usable
-    res = quiet_fit(fit, _family_loglik(family), family.init(start), (xj, wj),
-                    cov="observed" if expected else cov, **kw)
+    ll = _family_loglik(family)
+    res = quiet_fit(fit, ll, family.init(start), (xj, wj), cov="observed" if expected else cov, **kw)
+    if not kw["maxiter"] == 0:
+        res = certify(res, ll, (xj, wj))
     if expected:
         fisher = family.fisher(res.params)
         if fisher is None:

@@ -1,0 +1,281 @@
+"""Regression models from a design matrix: linear, logistic, probit, Poisson,
+negative binomial (NB2) and Gamma, as one generalised linear model (a response
+distribution and a link), fitted by ``mj.fit``'s exact Newton."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy import special, stats
+
+from ._constraints import Positive
+from ._fit import fit
+from ._modelfit import (
+    cached,
+    certify,
+    check_finite_array,
+    check_weights,
+    quiet_fit,
+    to_model_result,
+    warn_result,
+)
+from ._status import HessianWarning, Status
+from .dist import nb2_logpmf
+
+
+class PerfectSeparationWarning(HessianWarning):
+    """A binary regression whose outcomes a linear predictor separates (perfectly or
+    quasi-perfectly): the MLE does not exist, some coefficients diverge. Causes: a
+    covariate (or combination) that predicts the outcome exactly, often a rare
+    category. Fix: drop or merge the category, or add a prior (``mj.fit(...,
+    log_prior=mj.priors.normal(...))``, i.e. ridge/Firth-like penalisation)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    name: str
+    inverse: Callable  # eta -> mu
+    fn: Callable  # mu -> eta
+
+
+LINKS = {
+    "identity": Link("identity", lambda e: e, lambda m: m),
+    "log": Link("log", jnp.exp, jnp.log),
+    "logit": Link("logit", jax.nn.sigmoid, lambda m: jnp.log(m) - jnp.log1p(-m)),
+    "probit": Link("probit", special.ndtr, special.ndtri),
+    "inverse": Link("inverse", lambda e: 1.0 / e, lambda m: 1.0 / m),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """A response distribution given its mean: log-density, support, nuisance parameter."""
+
+    name: str
+    default_link: str
+    support: str  # "real" | "unit" | "nonneg" | "positive"
+    nuisance: str | None = None
+
+    SUPPORT: ClassVar[dict] = {
+        "real": (lambda y: True, "real numbers"),
+        "unit": (lambda y: np.all((y >= 0) & (y <= 1)), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
+        "nonneg": (lambda y: np.all(y >= 0), "non-negative counts"),
+        "positive": (lambda y: np.all(y > 0), "positive values (y > 0)"),
+    }
+
+    def logpdf(self, y, eta, link, nu):
+        if self.name == "bernoulli":
+            # log P(y=1) and log P(y=0) from eta directly: stable in the tails.
+            if link.name == "logit":
+                lp, lq = jax.nn.log_sigmoid(eta), jax.nn.log_sigmoid(-eta)
+            elif link.name == "probit":
+                lp, lq = special.log_ndtr(eta), special.log_ndtr(-eta)
+            else:
+                mu = link.inverse(eta)
+                lp, lq = jnp.log(mu), jnp.log1p(-mu)
+            return jnp.where(y > 0, y * lp, 0.0) + jnp.where(y < 1, (1 - y) * lq, 0.0)
+        mu = link.inverse(eta)
+        if self.name == "normal":
+            return stats.norm.logpdf(y, mu, nu)
+        if self.name == "poisson":
+            return special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
+        if self.name == "negbin":
+            return nb2_logpmf(y, mu, nu)
+        if self.name == "gamma":  # shape nu, mean mu: rate nu / mu
+            return nu * jnp.log(nu / mu) - special.gammaln(nu) + (nu - 1) * jnp.log(y) - nu * y / mu
+        raise AssertionError(self.name)
+
+    def nuisance_start(self, y, mu, w):
+        r = y - mu
+        mean = lambda a: np.sum(w * a) / np.sum(w)  # noqa: E731
+        if self.name == "normal":
+            return math.sqrt(max(mean(r**2), 1e-300))
+        if self.name == "negbin":
+            return max(mean((r**2 - mu) / mu**2), 1e-2)
+        if self.name == "gamma":
+            return 1.0 / max(mean(r**2 / mu**2), 1e-8)
+        return None
+
+
+MODELS = {
+    "linear": (Response("normal", "identity", "real", "sigma"), "identity"),
+    "logit": (Response("bernoulli", "logit", "unit"), "logit"),
+    "probit": (Response("bernoulli", "probit", "unit"), "probit"),
+    "poisson": (Response("poisson", "log", "nonneg"), "log"),
+    "negbin": (Response("negbin", "log", "nonneg", "alpha"), "log"),
+    "gamma": (Response("gamma", "inverse", "positive", "shape"), "inverse"),
+}
+
+
+@cached
+def glm_loglik(response: Response, link: Link):
+    """The (weighted) log-likelihood of one model: one function object per model, so
+    refits reuse the compiled fit. ``data = (y, X, offset, w)``."""
+
+    def loglik(params, data):
+        y, x, offset, w = data
+        eta = x @ params["beta"] + offset
+        nu = params.get(response.nuisance) if response.nuisance else None
+        lp = response.logpdf(y, eta, link, nu)
+        return jnp.sum(jnp.where(w > 0, w * lp, 0.0))
+
+    return loglik
+
+
+def _validate(model, y, x, offset, weights, link):
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not known; use one of {tuple(MODELS)}.")
+    response, default = MODELS[model]
+    link = default if link is None else link
+    if link not in LINKS:
+        raise ValueError(f"link={link!r} is not known; use one of {tuple(LINKS)}.")
+    if response.name == "bernoulli" and link not in ("logit", "probit"):
+        raise ValueError(f"link={link!r}: model={model!r} sets its own link; use model='logit' or 'probit'.")
+    y = check_finite_array("y", y).astype(float)
+    x = check_finite_array("X", x).astype(float)
+    if y.ndim != 1:
+        raise ValueError(f"y has shape {y.shape}; give a 1-d array of responses.")
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"X has shape {x.shape} but y has {y.shape[0]} observations; X must be (n, p) with "
+            "one row per observation (add a column of ones for an intercept)."
+        )
+    ok, what = Response.SUPPORT[response.support]
+    if not ok(y):
+        raise ValueError(f"y is outside the support of the {model} model: it needs {what}.")
+    n = y.shape[0]
+    offset = np.zeros(n) if offset is None else check_finite_array("offset", offset).astype(float)
+    if offset.shape != (n,):
+        raise ValueError(f"offset has shape {offset.shape}; it needs one value per observation ({n},).")
+    w = check_weights(weights, n)
+    return response, LINKS[link], y, x, offset, (np.ones(n) if w is None else w)
+
+
+def _start(response, link, y, x, offset, w):
+    """The usual GLM start: the regression of link((y + mean y)/2) on X (exact OLS for
+    the linear model), and a moment estimate of the nuisance parameter."""
+    ybar = np.sum(w * y) / np.sum(w)
+    mu0 = y if link.name == "identity" else (y + ybar) / 2
+    eta0 = np.asarray(link.fn(jnp.asarray(mu0))) - offset
+    sw = np.sqrt(w)
+    beta = np.linalg.lstsq(x * sw[:, None], eta0 * sw, rcond=None)[0]
+    init = {"beta": beta}
+    if response.nuisance:
+        mu = np.asarray(link.inverse(jnp.asarray(x @ beta + offset)))
+        mu = np.where(np.isfinite(mu) & (mu > 0), mu, ybar) if response.name != "normal" else mu
+        init[response.nuisance] = Positive(response.nuisance_start(y, mu, w))
+    return init
+
+
+# An observation whose outcome the linear predictor gets right with margin above this
+# (logit: fitted probability within 1e-9 of the outcome) is predicted "exactly": the
+# coefficients are running away to infinity, as Newton stops only where the gradient
+# (which decays like exp(-margin)) is negligible. R's glm warns at ~36 (10 eps).
+_SEPARATION_MARGIN = {"logit": 20.0, "probit": 6.0}
+
+
+def _separation(res, link, y, x, offset):
+    eta = x @ np.asarray(res.params["beta"]) + offset
+    binary = (y == 0) | (y == 1)
+    margin = np.where(binary, (2 * y - 1) * eta, -np.inf)
+    exact = margin > _SEPARATION_MARGIN[link.name]
+    k = int(exact.sum())
+    if k == 0:
+        return None
+    kind = "perfect" if k == len(y) else "quasi-complete"
+    return kind, k
+
+
+def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
+        method="newton", maxiter=None, tol=None):
+    """Fit a regression model from a design matrix by maximum likelihood.
+
+    Args:
+        y: responses, shape ``(n,)``.
+        X: design matrix ``(n, p)`` (add a column of ones for an intercept).
+        model: ``"linear"`` (Normal; parameters ``beta``, ``sigma``), ``"logit"``,
+            ``"probit"`` (0/1 outcomes or proportions), ``"poisson"``, ``"negbin"``
+            (NB2: variance ``mu + alpha mu^2``; ``beta``, ``alpha``), ``"gamma"``
+            (``beta``, ``shape``; the dispersion is ``1/shape``).
+        link: override the model's link (``"identity"``, ``"log"``, ``"inverse"``) for
+            the linear, Poisson, negative binomial and Gamma models. Defaults are the
+            canonical links of R/statsmodels (Gamma: ``"inverse"``), NB2: ``"log"``.
+        offset: added to the linear predictor (e.g. ``log(exposure)``).
+        weights: frequency weights (the log-likelihood is ``sum w_i l_i``).
+        cov, method, maxiter, tol: as in ``mj.fit``.
+
+    Returns:
+        A :class:`ModelResult`: ``params = {"beta": ..., <nuisance>: ...}`` with the
+        inference of any fit. ``extras`` holds, for the linear model, ``sigma2_mle``
+        (RSS/n, the MLE), ``sigma2_unbiased`` (RSS/(n-p), the textbook one) and
+        ``stderr_unbiased`` (the OLS standard errors of ``beta``, which use it);
+        for binary models ``separation`` (None, "perfect" or "quasi-complete") and
+        ``n_separated``: with separation the MLE does not exist, the fit is reported
+        as not identified (standard errors NaN) with a
+        :class:`PerfectSeparationWarning`.
+
+    Raises:
+        ValueError naming ``y``/``X``/``offset``/``weights`` for a response outside the
+        model's support (e.g. y not in [0, 1] for logit, negative counts), shapes that
+        do not line up, or NaN/inf.
+    """
+    response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
+    init = _start(response, lnk, y, x, off, w)
+    n = y.shape[0]
+    dtype = jnp.result_type(float)
+    data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
+    ll = glm_loglik(response, lnk)
+    res = certify(quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n), ll, data)
+    extras, notes = {}, []
+    if response.name == "normal":
+        rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
+        m = float(np.sum(w))
+        p = x.shape[1]
+        extras.update(
+            sigma2_mle=jnp.asarray(rss / m),
+            sigma2_unbiased=jnp.asarray(rss / (m - p)) if m > p else jnp.asarray(np.nan),
+            stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
+        )
+    if response.name == "bernoulli":
+        sep = _separation(res, lnk, y, x, off)
+        extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
+        if sep is not None:
+            res = _not_identified(res)
+            notes.append(
+                f"{sep[0]} separation: {sep[1]} of {n} outcomes are predicted exactly by the linear "
+                "predictor, so the MLE does not exist (coefficients diverge); the estimates and "
+                "standard errors are meaningless. Drop/merge the separating covariate or add a prior"
+            )
+    out = to_model_result(res, extras, notes)
+    if notes:
+        import warnings
+
+        warnings.warn(out.message, PerfectSeparationWarning, stacklevel=2)
+    else:
+        warn_result(out, stacklevel=2)
+    return out
+
+
+def _not_identified(res):
+    b = res._spec.natural_flat(res.params)
+    nan = jnp.full_like(res.cov, jnp.nan)
+    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
+    return dataclasses.replace(
+        res,
+        cov=nan,
+        stderr=res._spec.from_natural_flat(jnp.full_like(b, jnp.nan), nan_dyn),
+        status=jnp.asarray(int(Status.NOT_IDENTIFIED), jnp.int32),
+        converged=jnp.asarray(False),
+        not_identified=jnp.asarray(True),
+        null_vector=b / jnp.linalg.norm(b),
+    )
+
+
+__all__ = ["glm", "PerfectSeparationWarning"]
