@@ -14,6 +14,7 @@ from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_te
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
 from ._em import em as em
 from ._fit import fit as fit
+from . import priors as priors
 from ._glm import PerfectSeparationWarning as PerfectSeparationWarning, glm as glm
 from . import dist as dist
 from .dist import fit_dist as fit_dist

@@ -32,8 +32,8 @@ class PerfectSeparationWarning(HessianWarning):
     """A binary regression whose outcomes a linear predictor separates (perfectly or
     quasi-perfectly): the MLE does not exist, some coefficients diverge. Causes: a
     covariate (or combination) that predicts the outcome exactly, often a rare
-    category. Fix: drop or merge the category, or add a prior (``mj.fit(...,
-    log_prior=mj.priors.normal(...))``, i.e. ridge/Firth-like penalisation)."""
+    category. Fix: drop or merge the category, or add a prior (``mj.glm(...,
+    log_prior=mj.priors.normal(...))``: a ridge penalty, whose MAP always exists)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +194,7 @@ def _separation(res, link, y, x, offset):
 
 
 def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
-        method="newton", maxiter=None, tol=None):
+        method="newton", maxiter=None, tol=None, log_prior=None):
     """Fit a regression model from a design matrix by maximum likelihood.
 
     Args:
@@ -210,6 +210,9 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         offset: added to the linear predictor (e.g. ``log(exposure)``).
         weights: frequency weights (the log-likelihood is ``sum w_i l_i``).
         cov, method, maxiter, tol: as in ``mj.fit``.
+        log_prior: ``log_prior(params) -> scalar`` for a MAP fit, e.g.
+            ``mj.priors.normal(1.0, on="beta")`` (ridge); see :mod:`mlejax.priors`.
+            With a proper prior the MAP exists also under separation.
 
     Returns:
         A :class:`ModelResult`: ``params = {"beta": ..., <nuisance>: ...}`` with the
@@ -232,7 +235,10 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
     dtype = jnp.result_type(float)
     data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
     ll = glm_loglik(response, lnk)
-    res = certify(quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n), ll, data)
+    res = quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n,
+                    log_prior=log_prior)
+    if log_prior is None:
+        res = certify(res, ll, data)
     extras, notes = {}, []
     if response.name == "normal":
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
@@ -243,7 +249,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             sigma2_unbiased=jnp.asarray(rss / (m - p)) if m > p else jnp.asarray(np.nan),
             stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
         )
-    if response.name == "bernoulli":
+    if response.name == "bernoulli" and log_prior is None:
         sep = _separation(res, lnk, y, x, off)
         extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
         if sep is not None:

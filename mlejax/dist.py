@@ -523,7 +523,8 @@ def _as_family(family) -> Family:
     return family
 
 
-def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxiter=None, tol=None):
+def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxiter=None, tol=None,
+             log_prior=None):
     """Fit a distribution family to ``x`` by maximum likelihood.
 
     Args:
@@ -535,6 +536,8 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
             (inverse expected information at the estimate, for families that give it)
             or any other ``mj.fit`` covariance type.
         method, maxiter, tol: passed to ``mj.fit``.
+        log_prior: a log-prior for the MAP estimate (e.g. ``mj.priors.beta(2, 2)`` for
+            a Bernoulli ``p``: the posterior mode); see :mod:`mlejax.priors`.
 
     Returns:
         A :class:`FitResult`. Families with a closed-form MLE (Normal, LogNormal,
@@ -560,7 +563,7 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     xj = family.prepare(jnp.asarray(x, dtype))
     wj = jnp.ones(n, dtype) if w is None else jnp.asarray(w, dtype)
     closed = family.mle(xj, wj)
-    expected = cov == "expected" or family.information == "expected"
+    expected = cov == "expected" or (family.information == "expected" and log_prior is None)
     if expected and cov not in ("observed", "expected"):
         raise ValueError(f"cov={cov!r}: {type(family).__name__} gives expected-information "
                          "standard errors only; use cov='expected'.")
@@ -570,8 +573,9 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     if expected and family.information == "expected":
         kw["maxiter"] = 0  # exact closed form; the observed Hessian is not usable
     ll = _family_loglik(family)
-    res = quiet_fit(fit, ll, family.init(start), (xj, wj), cov="observed" if expected else cov, **kw)
-    if not kw["maxiter"] == 0:
+    res = quiet_fit(fit, ll, family.init(start), (xj, wj), cov="observed" if expected else cov,
+                    log_prior=log_prior, **kw)
+    if kw["maxiter"] != 0 and log_prior is None:
         res = certify(res, ll, (xj, wj))
     if expected:
         fisher = family.fisher(res.params)
