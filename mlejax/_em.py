@@ -15,7 +15,9 @@ The model protocol (all pure JAX except the host-side ``validate_*``):
   (a pytree of arrays: regularisation, bounds) with ``with_hyper(h)``;
 - ``validate_data(x)`` / ``validate_init(params, x)`` on the host;
 - ``prepare(x, w) -> data`` once before the loop (features, centring);
-- ``kmeans_features(data)``, ``init_from_resp(resp, data) -> state``,
+- ``kmeans_features(data)``, ``init_from_resp(resp, data) -> state`` (or, with
+  ``init_in_loop``, ``start_from_resp -> (state, resp0)``: the initial M-step
+  then runs as the loop's first pass, traced once),
   ``state_from_params(params, data) -> state``;
 - ``e_step(state, data) -> (stats, loglik)``, ``m_step(state, stats, data) -> state``,
   ``is_valid(state)``;
@@ -50,14 +52,20 @@ class EMCarry(NamedTuple):
     n_iter: Any
     status: Any
     decreased: Any  # the log-likelihood went down between two E-steps (never expected)
+    started: Any  # the initial M-step (from resp0) is done
 
 
-def em_loop(model, state0, data, tol, maxiter):
+def em_loop(model, state0, data, tol, maxiter, resp0=None):
     """Run EM from ``state0`` until ``|loglik_t - loglik_{t-1}| < tol * sum(weights)``
     (the change of the mean log-likelihood per observation, as scikit-learn) or
     ``maxiter`` M-steps. ``tol = 0`` runs exactly ``maxiter`` iterations. A step
     whose new parameters are not finite (a collapsed component) is not taken and
-    stops the loop with status ``NONFINITE``."""
+    stops the loop with status ``NONFINITE``.
+
+    ``resp0`` (weighted responsibilities, (n, K)) makes the first pass an initial
+    M-step from them instead of an E-step (not counted in ``n_iter``), so that a
+    model whose M-step is expensive to compile traces it only once.
+    """
     dtype = data.total.dtype
     init = EMCarry(
         state0,
@@ -65,6 +73,7 @@ def em_loop(model, state0, data, tol, maxiter):
         jnp.zeros((), jnp.int32),
         jnp.asarray(RUNNING, jnp.int32),
         jnp.zeros((), bool),
+        jnp.asarray(resp0 is None),
     )
 
     def cond(c):
@@ -72,9 +81,16 @@ def em_loop(model, state0, data, tol, maxiter):
 
     def body(c):
         stats, ll = model.e_step(c.state, data)
-        new = model.m_step(c.state, stats, data)
-        ok = model.is_valid(new) & jnp.isfinite(ll)
-        n = c.n_iter + ok.astype(jnp.int32)
+        if resp0 is None:
+            first = jnp.zeros((), bool)
+            new = model.m_step(c.state, stats, data)
+        else:
+            first = ~c.started
+            stats = jax.tree_util.tree_map(lambda a, b: jnp.where(first, a, b), resp0, stats)
+            ll = jnp.where(first, -jnp.inf, ll)
+            new = model.m_step(c.state, stats, data, first=first)
+        ok = model.is_valid(new) & (first | jnp.isfinite(ll))
+        n = c.n_iter + (ok & ~first).astype(jnp.int32)
         converged = jnp.abs(ll - c.loglik) < tol * data.total
         status = jnp.where(
             ~ok,
@@ -84,7 +100,7 @@ def em_loop(model, state0, data, tol, maxiter):
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.state)
         slack = 1e-9 * jnp.maximum(jnp.abs(ll), 1.0)
         decreased = c.decreased | (ok & (ll < c.loglik - slack))
-        return EMCarry(state, ll, n, status, decreased)
+        return EMCarry(state, ll, n, status, decreased, jnp.ones((), bool))
 
     return lax.while_loop(cond, body, init)
 
@@ -101,15 +117,20 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     keys = jax.random.split(key, n_init)
 
     def one(k):
+        resp0 = None
         if init_params is not None:
             state0 = model.state_from_params(init_params, data)
-        elif init_method == "random":
-            state0 = model.init_from_resp(random_resp(k, data.w.shape[0], model.n_components, data.total.dtype), data)
         else:
-            feats = model.kmeans_features(data)
-            resp = kmeans_resp(k, feats, data.w, model.n_components, lloyd=init_method == "kmeans")
-            state0 = model.init_from_resp(resp, data)
-        c = em_loop(model, state0, data, tol, maxiter)
+            if init_method == "random":
+                resp = random_resp(k, data.w.shape[0], model.n_components, data.total.dtype)
+            else:
+                feats = model.kmeans_features(data)
+                resp = kmeans_resp(k, feats, data.w, model.n_components, lloyd=init_method == "kmeans")
+            if getattr(model, "init_in_loop", False):
+                state0, resp0 = model.start_from_resp(resp, data)
+            else:
+                state0 = model.init_from_resp(resp, data)
+        c = em_loop(model, state0, data, tol, maxiter, resp0)
         params = model.params_from_state(c.state, data)
         ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
         return dict(

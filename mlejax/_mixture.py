@@ -415,25 +415,34 @@ class Mixture:
         u = jax.vmap(one)(jax.vmap(self._to_u)(comps), resp.T)
         return jax.vmap(self._to_nat)(u)
 
-    def m_step(self, state, resp, data, steps=None):
+    init_in_loop = True  # the initial M-step runs as the EM loop's first pass
+
+    def m_step(self, state, resp, data, first=False):
         eps = 10 * jnp.finfo(resp.dtype).eps
         nk = jnp.sum(resp, 0) + eps
         weights = nk / jnp.sum(nk)
         if self.component.closed_form:
             comps = self.component.mle(data.x_orig, resp, nk)
         else:
-            comps = self._newton(state.comps, resp, data, self.newton_steps if steps is None else steps)
+            # The initial M-step (from k-means/random responsibilities) may start far
+            # from the optimum: it gets more Newton steps.
+            steps = jnp.where(first, max(50, self.newton_steps), self.newton_steps)
+            comps = self._newton(state.comps, resp, data, steps)
         return MixState(weights, comps)
 
-    def init_from_resp(self, resp, data):
-        r = resp * data.w[:, None]
+    def start_from_resp(self, resp, data):
+        """A starting state and the weighted responsibilities of the initial M-step."""
+        # Soften hard (k-means) assignments: a hard start can put a parameter on its
+        # boundary (a Bernoulli probability of exactly 0 or 1), where EM is stuck.
+        k = self.n_components
+        r = (0.9 * resp + 0.1 / k) * data.w[:, None]
         nk = jnp.sum(r, 0) + 10 * jnp.finfo(r.dtype).eps
         if hasattr(self.component, "start"):
             comps = self.component.start(data.x_orig, r, nk)
         else:
             p0 = self._template_params()
             comps = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, nk.shape + jnp.shape(a)), p0)
-        return self.m_step(MixState(nk / jnp.sum(nk), comps), r, data, steps=50)
+        return MixState(nk / jnp.sum(nk), comps), r
 
     def state_from_params(self, params, data):
         return MixState(params["weights"], self._comps(params))
