@@ -47,12 +47,15 @@ def _finite(*xs):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in xs]))
 
 
+def _same_f(f, f_new):
+    eps = jnp.finfo(jnp.result_type(f)).eps
+    return jnp.abs(f_new - f) <= 16 * eps * jnp.maximum(jnp.abs(f), 1.0)
+
+
 def _flat_but_better(f, g, f_new, g_new):
     """At the optimum f is flat to rounding: a step that leaves f unchanged to within
     a few ulps but shrinks the gradient is progress."""
-    eps = jnp.finfo(jnp.result_type(f)).eps
-    same_f = jnp.abs(f_new - f) <= 16 * eps * jnp.maximum(jnp.abs(f), 1.0)
-    return same_f & (jnp.linalg.norm(g_new) < jnp.linalg.norm(g))
+    return _same_f(f, f_new) & (jnp.linalg.norm(g_new) < jnp.linalg.norm(g))
 
 
 def _code_for_rejected(f_new):
@@ -63,6 +66,7 @@ def _code_for_rejected(f_new):
 class NewtonState(NamedTuple):
     hess: Any
     lam: Any
+    n_flat: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Newton:
 
     def init(self, obj, x):
         f, g, h = obj.value_grad_hess(x)
-        return f, g, NewtonState(h, jnp.zeros((), x.dtype))
+        return f, g, NewtonState(h, jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32))
 
     def hessian(self, state):
         return state.hess
@@ -116,12 +120,16 @@ class Newton:
             _finite(f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
         )
         code = jnp.where(stalled & (code == RUNNING), given_up, code)
+        # Three accepted steps in a row that leave f unchanged to rounding: the
+        # gradient is at its noise floor (an ill-conditioned optimum); converged.
+        n_flat = jnp.where(ok, jnp.where(_same_f(f, f_new), state.n_flat + 1, 0), state.n_flat)
+        code = jnp.where(n_flat >= 3, int(Status.SUCCESS), code)
         pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
         return (
             pick(x_new, x),
             pick(f_new, f),
             pick(g_new, g),
-            NewtonState(pick(h_new, state.hess), lam),
+            NewtonState(pick(h_new, state.hess), lam, n_flat),
             code,
         )
 

@@ -95,3 +95,22 @@ def test_censored_weibull_matches_scipy_and_survives_a_bad_start():
     se_fd = np.sqrt(np.diag(np.linalg.inv(hess)))
     se = np.concatenate([np.asarray(res.stderr["beta"]), [float(res.stderr["log_k"])]])
     np.testing.assert_allclose(se, se_fd, rtol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nearly_collinear_least_squares_converges_and_is_flagged(seed):
+    """An optimum whose gradient cannot reach tol in float64 (condition number ~4e8)
+    still converges (to its rounding floor), matches lstsq, and is flagged."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=200)
+    X = np.column_stack([np.ones(200), x1, x1 + 1e-4 * rng.normal(size=200)])
+    y = X @ [1.0, 2.0, -1.0] + rng.normal(size=200)
+
+    def ll(b, d):
+        return -0.5 * jnp.sum((d["y"] - d["X"] @ b) ** 2)
+
+    with pytest.warns(mj.HessianWarning, match="ill-conditioned"):
+        res = mj.fit(ll, jnp.zeros(3), {"X": X, "y": y})
+    assert res.converged and bool(res.ill_conditioned)
+    np.testing.assert_allclose(res.params, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-6)
+    np.testing.assert_allclose(res.cov, np.linalg.inv(X.T @ X), rtol=1e-6)
