@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections import Counter
+import weakref
 from typing import Any
 
 import jax
@@ -246,6 +246,22 @@ def _split_dyn(dyn, batched):
     )
 
 
+_INIT_FN_SPECS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _init_fn_spec(init_fn, data0):
+    """The parametrisation ``init_fn`` gives one dataset (its structure, constraints and
+    names), from a call on the first dataset; cached per function and data shapes."""
+    key = tuple((jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves(data0))
+    try:
+        cache = _INIT_FN_SPECS.setdefault(init_fn, {})
+    except TypeError:  # not weak-referenceable: no cache
+        cache = {}
+    if key not in cache:
+        cache[key] = parametrize(init_fn(data0))[0]
+    return cache[key]
+
+
 def _slice_data(data, i):
     return jax.tree_util.tree_map(lambda a: a[i], data)
 
@@ -326,7 +342,7 @@ def fit_batch(
             raise TypeError(f"init_fn must be a function init_fn(data_i) -> init; got {init_fn!r}.")
         if init_axis is not None:
             raise ValueError("give either init_axis (batched starts) or init_fn, not both.")
-        spec, _ = parametrize(init_fn(data0))
+        spec = _init_fn_spec(init_fn, data0)
         batched = (False,) * len(spec.kinds)
         dyn_b = shared = None
         make = _FitMaker(batched, _ById(init_fn))
@@ -529,8 +545,9 @@ class BatchFitResult:
 
     def status_counts(self) -> dict:
         """``{status name: number of fits}``, most frequent first."""
-        c = Counter(int(s) for s in np.asarray(self.status))
-        return {Status(k).name: v for k, v in c.most_common()}
+        codes, counts = np.unique(np.asarray(self.status), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        return {Status(int(codes[i])).name: int(counts[i]) for i in order}
 
     # -- inference -------------------------------------------------------------------
     def conf_int(self, level: float = 0.95, method: str = "wald"):

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ._linalg import eigh as small_eigh
+
 COV_TYPES = ("observed", "opg", "sandwich", "cluster")
 
 
@@ -48,7 +50,7 @@ def analyse_information(info) -> InfoAnalysis:
     dg = jnp.diag(safe)
     d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
     s = safe / jnp.outer(d, d)
-    w, v = jnp.linalg.eigh(s)
+    w, v = small_eigh(s)
     wmax = jnp.max(jnp.abs(w), initial=0.0)
     wmin = w[0] if k else jnp.asarray(1.0, dtype)
     singular_tol = 1e4 * eps * wmax

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ._linalg import eigh as small_eigh
 from ._status import Status
 
 RUNNING = int(Status.RUNNING)
@@ -99,7 +100,7 @@ class Newton:
         # Jacobi scaling makes the eigenvalue floor and the damping unit-free.
         dg = jnp.abs(jnp.diag(state.hess))
         s = jnp.where(dg > 0, jnp.sqrt(dg), 1.0)
-        w, v = jnp.linalg.eigh(state.hess / jnp.outer(s, s))
+        w, v = small_eigh(state.hess / jnp.outer(s, s))
         w = jnp.abs(w)
         scale = jnp.max(w, initial=0.0)
         d = jnp.maximum(w, scale * eps) + state.lam
