@@ -101,6 +101,9 @@ def with_information(res: FitResult, info, *, converged_status=None) -> FitResul
     )
 
 
+with_information_jit = jax.jit(with_information, static_argnames=("converged_status",))
+
+
 def quiet_fit(fit_fn, *args, **kwargs):
     """Run a fit whose warnings the caller re-issues after its own diagnosis."""
     with warnings.catch_warnings():

@@ -34,7 +34,7 @@ from ._modelfit import (
     check_weights,
     quiet_fit,
     warn_result,
-    with_information,
+    with_information_jit,
 )
 from ._status import Status
 
@@ -583,7 +583,7 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
             raise ValueError(f"cov='expected': {type(family).__name__} has no closed-form expected "
                              "information; use cov='observed'.")
         status = Status.SUCCESS if family.information == "expected" else None
-        res = with_information(res, jnp.sum(wj) * fisher, converged_status=status)
+        res = with_information_jit(res, jnp.sum(wj) * fisher, converged_status=status)
     warn_result(res, stacklevel=2)
     return res
 
