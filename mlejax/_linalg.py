@@ -25,7 +25,15 @@ def eigh(a):
     mid, half = 0.5 * (a00 + a11), 0.5 * (a00 - a11)
     r = jnp.hypot(half, a01)
     w = jnp.stack([mid - r, mid + r])
-    phi = 0.5 * jnp.arctan2(a01, half)  # angle of the eigenvector of the larger eigenvalue
-    c, s = jnp.cos(phi), jnp.sin(phi)
+    # Unit eigenvector (c, s) of the larger eigenvalue from the better-conditioned of the
+    # two rows of A - w1 I (no trigonometry, which does not vectorise well on CPU).
+    pos = half >= 0
+    e0 = jnp.where(pos, half + r, a01)
+    e1 = jnp.where(pos, a01, r - half)
+    nrm = jnp.hypot(e0, e1)
+    scalar = nrm == 0  # a multiple of the identity: any basis
+    nrm = jnp.where(scalar, 1.0, nrm)
+    c = jnp.where(scalar, 1.0, e0 / nrm)
+    s = jnp.where(scalar, 0.0, e1 / nrm)
     v = jnp.stack([jnp.stack([-s, c]), jnp.stack([c, s])])  # columns: smaller, larger
     return w, v
