@@ -44,6 +44,7 @@ RUNNING = int(Status.RUNNING)
 INIT_METHODS = ("kmeans", "kmeans++", "random")
 DEFAULT_MAXITER = 1000
 DEFAULT_TOL = 1e-6
+MAX_AUTO_STDERR_PARAMS = 2000
 
 
 class EMCarry(NamedTuple):
@@ -219,7 +220,7 @@ def _check_components_vs_points(x, w, k, weighted):
 
 
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
-       weights=None, init_method="kmeans", stderr=True):
+       weights=None, init_method="kmeans", stderr=None):
     """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
 
     Args:
@@ -242,7 +243,10 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         init_method: ``"kmeans"`` (k-means++ seeding and Lloyd iterations; default),
             ``"kmeans++"`` (seeding only) or ``"random"`` (random responsibilities).
         stderr: compute standard errors from the observed information of the
-            marginal log-likelihood (an autodiff Hessian after the fit).
+            marginal log-likelihood (an autodiff Hessian after the fit). The
+            default ``None`` computes them when the model has at most
+            ``MAX_AUTO_STDERR_PARAMS`` (2000) free parameters (the Hessian is
+            P x P); ``True`` always, ``False`` never (``res.stderr`` is then None).
 
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
@@ -283,7 +287,9 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         init_method,
         n_init,
     )
-    return build_result(model, out, x, w, tol=tol, stderr=stderr)
+    if stderr is None:
+        stderr = model.nparams(x) <= MAX_AUTO_STDERR_PARAMS
+    return build_result(model, out, x, w, tol=tol, stderr=bool(stderr))
 
 
 __all__ = ["em", "em_pure", "em_loop"]
