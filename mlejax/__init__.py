@@ -9,6 +9,7 @@ mlejax never changes ``jax.config``: enable float64 yourself for inference with
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from ._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
+from ._batch_em import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive

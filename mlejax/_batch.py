@@ -50,21 +50,14 @@ def _leading(xs) -> int:
     return jax.tree_util.tree_leaves(xs)[0].shape[0]
 
 
-def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **static):
-    """Fit ``B`` problems: ``make(xs_i, shared) -> (dyn, data)`` builds fit ``i``.
+def chunked_vmap(one, xs, chunk: int, n_chunks: int):
+    """``jax.vmap(one)(xs)`` computed ``chunk`` items at a time (inside a trace).
 
-    ``n_chunks`` chunks of ``chunk`` fits, each one ``vmap`` of the fit, run one
-    after the other in a ``fori_loop`` over preallocated outputs; the last chunk
-    is clamped to end at ``B`` (it recomputes a few fits of the one before, with
-    identical results), so there is one traced body and no padding copy.
+    ``n_chunks`` chunks, each one ``vmap`` of ``one``, run one after the other in a
+    ``fori_loop`` over preallocated outputs; the last chunk is clamped to end at
+    ``B`` (it recomputes a few items of the one before, with identical results),
+    so there is one traced body and no padding copy of the inputs.
     """
-
-    def one(x):
-        dyn, data = make(x, shared)
-        out, _ = core(dyn, data, tol, maxiter, clusters, **static)
-        out["_dyn"] = dyn
-        return out
-
     batched = jax.vmap(one)
     if n_chunks == 1:
         return batched(xs)
@@ -86,6 +79,19 @@ def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **
         )
 
     return lax.fori_loop(0, n_chunks, body, outs)
+
+
+def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **static):
+    """Fit ``B`` problems: ``make(xs_i, shared) -> (dyn, data)`` builds fit ``i``; the
+    fits run as :func:`chunked_vmap` of ``_fit.core``."""
+
+    def one(x):
+        dyn, data = make(x, shared)
+        out, _ = core(dyn, data, tol, maxiter, clusters, **static)
+        out["_dyn"] = dyn
+        return out
+
+    return chunked_vmap(one, xs, chunk, n_chunks)
 
 
 run_chunks = jax.jit(

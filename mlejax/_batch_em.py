@@ -1,0 +1,198 @@
+"""``mj.em_batch``: EM for a mixture on many datasets of the same shape at once.
+
+Each dataset runs the same pure EM as :func:`mlejax.em` (``_em.em_pure``: the
+initialisation, the restarts and the one EM loop), ``vmap``-ped over datasets in
+memory-bounded chunks inside one compiled call. A dataset whose fit fails only
+sets its own status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._batch import chunked_vmap, plan_chunks
+from ._em import DEFAULT_MAXITER, DEFAULT_TOL, INIT_METHODS, check_int, check_nonneg_float, em_pure
+from ._status import Status
+from ._status import message as status_message
+
+__all__ = ["em_batch", "BatchMixtureResult"]
+
+
+def _em_chunks(static, hyper, x, keys, tol, maxiter, init_method, n_init, chunk, n_chunks):
+    model = static.with_hyper(hyper)
+
+    def one(xk):
+        xi, ki = xk
+        w = jnp.ones((xi.shape[0],), xi.dtype)
+        return em_pure(model, xi, w, ki, None, tol, maxiter, init_method=init_method, n_init=n_init)
+
+    return chunked_vmap(one, (x, keys), chunk, n_chunks)
+
+
+_em_chunks_jit = jax.jit(_em_chunks, static_argnums=(0, 6, 7, 8, 9))
+
+
+def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL,
+             init_method="kmeans", batch_size=None) -> "BatchMixtureResult":
+    """Fit ``model`` by EM to each of ``B`` datasets of the same shape, at once.
+
+    ``em_batch(model, data, key=key)`` gives dataset ``i`` exactly what
+    ``mj.em(model, data[i], key=jax.random.split(key, B)[i], ...)`` gives.
+
+    Args:
+        model: as for :func:`mlejax.em` (``mj.GaussianMixture(...)``, ...).
+        data: shape ``(B, n, d)`` (or ``(B, n)``): ``B`` datasets of ``n`` observations.
+        key: a ``jax.random`` key, split into one key per dataset (default
+            ``jax.random.key(0)``, as for ``mj.em``).
+        n_init, maxiter, tol, init_method: as for :func:`mlejax.em`, per dataset.
+        batch_size: datasets per ``vmap``-ped chunk (default: from a memory estimate,
+            as in :func:`mlejax.fit_batch`).
+
+    Returns:
+        A :class:`BatchMixtureResult`: ``params``, ``loglik``, ``n_iter``,
+        ``status`` and ``converged`` stacked over datasets, ``status_counts()``,
+        ``summary()``, and ``res[i]``: dataset ``i`` as a :class:`MixtureResult`
+        (with its standard errors). A dataset with NaN/inf gets status
+        ``NONFINITE_DATA`` instead of an error.
+    """
+    if not hasattr(model, "e_step"):
+        raise TypeError(
+            f"model has type {type(model).__name__}; use mj.GaussianMixture, mj.PoissonMixture, "
+            "mj.BernoulliMixture, mj.ExponentialMixture or mj.Mixture."
+        )
+    n_init = check_int("n_init", n_init, 1, "use n_init=1 or more restarts")
+    maxiter = check_int("maxiter", maxiter, 1, "EM needs at least one iteration (e.g. maxiter=1000)")
+    tol = check_nonneg_float("tol", tol, "use e.g. tol=1e-6, or tol=0 to run exactly maxiter iterations")
+    if init_method not in INIT_METHODS:
+        raise ValueError(f"init_method={init_method!r} is not known; use one of {INIT_METHODS}.")
+    arr = data if isinstance(data, jax.Array) else np.asarray(data)
+    if arr.ndim not in (2, 3) or arr.shape[0] == 0:
+        raise ValueError(
+            f"data has shape {arr.shape}; em_batch needs (B, n) or (B, n, d): B datasets of n "
+            "observations."
+        )
+    finite = np.all(np.isfinite(np.asarray(arr).reshape(arr.shape[0], -1)), axis=1)
+    good = int(np.argmax(finite)) if finite.any() else 0
+    x0 = model.validate_data(arr[good]) if finite.any() else None
+    if x0 is None:
+        raise ValueError("every dataset contains NaN or inf; remove or impute those rows.")
+    if hasattr(model, "bind"):
+        model = model.bind(x0)
+    x = jnp.asarray(arr, x0.dtype).reshape((arr.shape[0],) + x0.shape)
+    b, n = x.shape[0], x.shape[1]
+    if n < model.n_components:
+        raise ValueError(
+            f"n_components={model.n_components} is more than the number of observations per "
+            f"dataset ({n})."
+        )
+    if key is None:
+        key = jax.random.key(0)
+    keys = jax.random.split(key, b)
+    per_fit = 8 * (math.prod(x.shape[1:]) * model.n_components * 16 + 4096) * n_init
+    chunk, n_chunks = plan_chunks(b, batch_size, per_fit)
+    out = _em_chunks_jit(
+        model.static(),
+        model.hyper(),
+        x,
+        keys,
+        jnp.asarray(tol, x.dtype),
+        jnp.asarray(maxiter, jnp.int32),
+        init_method,
+        n_init,
+        chunk,
+        n_chunks,
+    )
+    status = jnp.where(jnp.asarray(finite), out["status"], int(Status.NONFINITE_DATA))
+    out["status"] = status.astype(jnp.int32)
+    out["converged"] = out["status"] == int(Status.SUCCESS)
+    return BatchMixtureResult(
+        params=out["params"],
+        loglik=out["loglik"],
+        converged=out["converged"],
+        n_iter=out["n_iter"],
+        status=out["status"],
+        restart_logliks=out["restart_logliks"],
+        loglik_decreased=out["decreased"],
+        nobs=out["nobs"],
+        _x=x,
+        _model=model,
+        _tol=tol,
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BatchMixtureResult:
+    """The result of :func:`mlejax.em_batch`: the fields of :class:`MixtureResult`
+    that EM itself produces, each with a leading batch axis. ``res[i]`` is dataset
+    ``i`` as a full :class:`MixtureResult` (standard errors computed then)."""
+
+    params: Any
+    loglik: Any
+    converged: Any
+    n_iter: Any
+    status: Any
+    restart_logliks: Any
+    loglik_decreased: Any
+    nobs: Any
+    _x: Any = None
+    _model: Any = None
+    _tol: float = DEFAULT_TOL
+
+    def __len__(self) -> int:
+        return int(np.shape(self.loglik)[0])
+
+    def __getitem__(self, i):
+        from ._mixture_result import build_result
+
+        i = int(i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"dataset index {i} is out of range for a batch of {len(self)}.")
+        pick = lambda a: a[i]  # noqa: E731
+        out = dict(
+            params=jax.tree_util.tree_map(pick, self.params),
+            loglik=self.loglik[i],
+            n_iter=self.n_iter[i],
+            status=self.status[i],
+            decreased=self.loglik_decreased[i],
+            restart_logliks=self.restart_logliks[i],
+            converged=self.converged[i],
+            nobs=self.nobs[i],
+        )
+        x = self._x[i]
+        return build_result(self._model, out, x, jnp.ones((x.shape[0],), x.dtype), tol=self._tol)
+
+    @property
+    def n_converged(self) -> int:
+        return int(np.sum(np.asarray(self.converged)))
+
+    @property
+    def message(self) -> tuple:
+        return tuple(status_message(s) for s in np.asarray(self.status))
+
+    def status_counts(self) -> dict:
+        codes, counts = np.unique(np.asarray(self.status), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        return {Status(int(codes[i])).name: int(counts[i]) for i in order}
+
+    def summary(self) -> str:
+        n, counts = len(self), self.status_counts()
+        ok = counts.get("SUCCESS", 0)
+        lines = [
+            f"mlejax batch EM: {n} datasets, {self._model.n_components} components",
+            f"Converged: {ok} of {n}",
+        ]
+        failed = [(k, v) for k, v in counts.items() if k != "SUCCESS"]
+        if failed:
+            lines.append("Not converged: " + ", ".join(f"{k} {v}" for k, v in failed))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    __repr__ = __str__

@@ -1,0 +1,62 @@
+"""em_batch: each dataset gets what mj.em gives it alone (same key), bad datasets
+are reported per dataset."""
+
+import jax
+import numpy as np
+import pytest
+
+import mlejax as mj
+from mlejax import Status
+
+
+def _data(b=5, n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [rng.normal(-2, 1, (b, n // 2, 2)), rng.normal(2, 0.7, (b, n // 2, 2))], axis=1
+    )
+
+
+def test_em_batch_equals_a_loop_of_single_em_fits_and_reports_bad_datasets():
+    x = _data()
+    x[3, 7, 1] = np.nan
+    model = mj.GaussianMixture(2, covariance_type="diag")
+    key = jax.random.key(1)
+    res = mj.em_batch(model, x, key=key, n_init=2)
+    assert len(res) == 5
+    status = np.asarray(res.status)
+    assert status[3] == Status.NONFINITE_DATA
+    assert res.status_counts() == {"SUCCESS": 4, "NONFINITE_DATA": 1}
+    assert "Converged: 4 of 5" in str(res)
+    keys = jax.random.split(key, 5)
+    for i in (0, 1, 2, 4):
+        one = mj.em(model, x[i], key=keys[i], n_init=2, stderr=False)
+        assert int(one.n_iter) == int(res.n_iter[i]) and bool(one.converged)
+        np.testing.assert_allclose(float(res.loglik[i]), float(one.loglik), rtol=1e-10)
+        jax.tree_util.tree_map(
+            lambda a, b: np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-10,
+                                                    atol=1e-12),
+            res.params,
+            one.params,
+        )
+    with pytest.raises(ValueError, match="NaN"):
+        mj.em(model, x[3], key=keys[3])
+    # one dataset as a full MixtureResult, standard errors included
+    full = res[0]
+    assert isinstance(full, mj.MixtureResult) and full.stderr is not None
+    single = mj.em(model, x[0], key=keys[0], n_init=2)
+    np.testing.assert_allclose(np.asarray(full.stderr["means"]), np.asarray(single.stderr["means"]),
+                               rtol=1e-8)
+    # chunked: the same
+    res2 = mj.em_batch(model, x, key=key, n_init=2, batch_size=2)
+    np.testing.assert_allclose(np.asarray(res2.loglik)[[0, 1, 2, 4]],
+                               np.asarray(res.loglik)[[0, 1, 2, 4]], rtol=1e-12)
+
+
+def test_em_batch_refuses_bad_input():
+    model = mj.GaussianMixture(2)
+    with pytest.raises(ValueError, match="B datasets"):
+        mj.em_batch(model, np.zeros(10))
+    with pytest.raises(TypeError, match="GaussianMixture"):
+        mj.em_batch(object(), _data())
+    with pytest.raises(ValueError, match="maxiter"):
+        mj.em_batch(model, _data(), maxiter=0)
