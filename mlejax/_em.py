@@ -109,8 +109,15 @@ def em_loop(model, state0, data, tol, maxiter, resp0=None):
 def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1):
     """The whole EM fit as a pure function (jit- and vmap-able).
 
-    ``model`` carries traced hyperparameters (``model.with_hyper``); ``init_params``
-    is a params pytree or None; ``tol``/``maxiter`` are arrays. Returns a dict of
+    ``model`` is a model object (a ``mj.Mixture`` bound to the data's shape first:
+    ``model.bind(x)``), possibly carrying traced hyperparameters
+    (``model.with_hyper``); ``x`` the data (validated by the caller), ``w`` the
+    weights (ones for none); ``init_params`` a params pytree or None;
+    ``tol``/``maxiter`` arrays. Example, many datasets at once::
+
+        fit = lambda x: em_pure(gm, x, jnp.ones(x.shape[0]), key, None, tol, maxiter)
+        out = jax.jit(jax.vmap(fit))(xs)   # xs: (B, n, d)
+ Returns a dict of
     arrays for the best of ``n_init`` restarts (vmapped) by final log-likelihood;
     restarts whose components collapsed rank last.
     """

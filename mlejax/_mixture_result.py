@@ -38,7 +38,9 @@ _MESSAGES = {
 
 
 def _chunk_size(n, nfree, width):
-    budget = 2**22  # elements per intermediate (~32 MB in float64); smaller chunks run faster on CPU
+    # elements per intermediate: ~32 MB in float64 on CPU (smaller chunks run faster
+    # there), ~512 MB on an accelerator (fewer, larger kernels)
+    budget = 2**22 if jax.default_backend() == "cpu" else 2**26
     c = budget // max(1, nfree * width)
     return int(max(64, min(n, c)))
 
