@@ -179,7 +179,11 @@ def textbook_se(name, p, n):
     return None
 
 
-@pytest.mark.parametrize("name", [n for n in FAMILIES if textbook_se(n, oracle_params(n, SAMPLES[n]), 1) is not None])
+TEXTBOOK_SE = ["Normal", "LogNormal", "Poisson", "Exponential", "Bernoulli", "Binomial", "Geometric",
+               "Laplace", "Gamma", "Beta", "Categorical", "Multinomial", "MultivariateNormal"]
+
+
+@pytest.mark.parametrize("name", TEXTBOOK_SE)
 def test_stderr_equal_inverse_expected_information(name):
     x = SAMPLES[name]
     res = mj.fit_dist(FAMILIES[name], x)
@@ -333,5 +337,5 @@ def test_bad_family_and_hyperparameters():
         D.Binomial(n=0)
     with pytest.raises(ValueError, match="k=1"):
         D.Categorical(k=1)
-    res = mj.fit_dist(D.Normal, [1.0, 2.0, 4.0])  # a class without arguments works
-    np.testing.assert_allclose(res.params["mu"], 7 / 3)
+    res = mj.fit_dist(D.Normal, SAMPLES["Normal"])  # a class without arguments works
+    np.testing.assert_allclose(res.params["mu"], np.mean(SAMPLES["Normal"]), rtol=1e-12)

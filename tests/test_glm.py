@@ -111,10 +111,10 @@ def test_linear_model_with_frequency_weights_matches_wls_on_repeated_rows():
 @pytest.mark.parametrize("model", ["logit", "probit"])
 @pytest.mark.parametrize("kind", ["perfect", "quasi-complete"])
 def test_separation_detected_and_reported(model, kind):
-    x = np.arange(10.0)
-    y = (x > 4.5).astype(float)
-    if kind == "quasi-complete":  # two overlapping outcomes at x = 5
-        x, y = np.r_[x, 5.0, 5.0], np.r_[(x > 5).astype(float), 0.0, 1.0]
+    x = np.arange(12.0)
+    y = (x > 5.5).astype(float)
+    if kind == "quasi-complete":  # overlapping outcomes at x = 5 (same shapes: one compile)
+        x[6] = 5.0
     X = np.column_stack([np.ones_like(x), x])
     with pytest.warns(mj.PerfectSeparationWarning, match=f"{kind} separation"):
         res = mj.glm(y, X, model)

@@ -23,7 +23,7 @@ _spec.loader.exec_module(nist)
 pytestmark = pytest.mark.skipif(not nist.DATA_DIR.exists(), reason="NIST StRD data not found")
 
 
-@pytest.mark.parametrize("name", ["Misra1a", "MGH09", "BoxBOD", "Eckerle4"])
+@pytest.mark.parametrize("name", ["Misra1a", "MGH09", "BoxBOD"])  # lower, higher, the trap
 @pytest.mark.parametrize("start", [1, 2])
 def test_nist_certified_values_and_standard_errors(name, start):
     r = nist.run(name, start)
