@@ -353,7 +353,9 @@ class StudentT(Family):
     def start(self, x, w):
         m = _weighted_median(x, w)
         mad = _weighted_median(jnp.abs(x - m), w)
-        return {"loc": m, "scale": 1.4826 * mad + 1e-12 * jnp.abs(m) + 1e-300, "df": jnp.asarray(5.0, x.dtype)}
+        sd = jnp.sqrt(_wvar(x, w))
+        scale = jnp.where(mad > 0, 1.4826 * mad, sd)  # MAD is 0 when over half the values tie
+        return {"loc": m, "scale": scale, "df": jnp.asarray(5.0, x.dtype)}
 
     def fisher(self, p):  # order: df, loc, scale (Lange, Little & Taylor 1989)
         v, s = p["df"], p["scale"]
