@@ -155,3 +155,10 @@ def test_bad_arguments_refused():
         mj.glm(y, X, "poisson", link="cloglog")
     with pytest.raises(ValueError, match="weights has negative"):
         mj.glm(y, X, "logit", weights=[1, -1, 1])
+
+
+def test_robust_covariance_matches_statsmodels_hc0(spector):
+    y, x = spector
+    s = sm.Logit(y, x).fit(disp=0, method="newton", tol=1e-12, cov_type="HC0")
+    res = mj.glm(y, x, "logit", cov="sandwich")
+    _close(res.stderr["beta"], s.bse, "HC0 stderr")
