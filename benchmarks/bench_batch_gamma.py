@@ -41,7 +41,8 @@ def parse_args(argv=None):
                    help="JAX platform: cpu, gpu (CUDA), or auto (JAX's default)")
     p.add_argument("--scipy-fits", type=int, default=500,
                    help="scipy fits timed to extrapolate the loop (0: skip scipy)")
-    p.add_argument("--repeats", type=int, default=3, help="warm repeats (the best is reported)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="warm rounds, interleaved (the best of each method is reported)")
     p.add_argument("--batch-size", type=int, default=None, help="fit_batch batch_size (default auto)")
     p.add_argument("--no-hand", action="store_true", help="skip the hand-written vmap Newton")
     p.add_argument("--no-memory", action="store_true", help="skip the child-process memory run")
@@ -192,8 +193,25 @@ def main(args):
     x = make_data(args.B, args.n, args.seed)
     rows = {}
 
+    # Cold calls (compilation) first; then the warm timings interleaved round by round
+    # (best of --repeats each), so that drifting load on a shared machine hits all alike.
     t_cold, res = timed(run_mlejax, x, args.batch_size)
-    t_mj, res = timed(run_mlejax, x, args.batch_size, repeats=args.repeats)
+    if not args.no_hand:
+        t_hcold, _ = timed(run_hand, x)
+    m = min(args.scipy_fits, args.B)
+    if m > 0:
+        run_scipy(x[:2])  # import and warm up
+    t_mj = t_hand = t_sub = np.inf
+    for _ in range(args.repeats):
+        t, res = timed(run_mlejax, x, args.batch_size)
+        t_mj = min(t_mj, t)
+        if not args.no_hand:
+            t, (theta, se, _, _) = timed(run_hand, x)
+            t_hand = min(t_hand, t)
+        if m > 0:
+            t, (est_sp, se_sp) = timed(run_scipy, x[:m])
+            t_sub = min(t_sub, t)
+
     est_mj = np.stack([np.asarray(res.params["shape"]), np.asarray(res.params["rate"])], 1)
     se_mj = np.stack([np.asarray(res.stderr["shape"]), np.asarray(res.stderr["rate"])], 1)
     rows["mlejax"] = t_mj
@@ -202,8 +220,6 @@ def main(args):
     print(f"   status counts: {res.status_counts()}")
 
     if not args.no_hand:
-        t_hcold, _ = timed(run_hand, x)
-        t_hand, (theta, se, _, _) = timed(run_hand, x, repeats=args.repeats)
         rows["hand"] = t_hand
         d_est = np.max(np.abs(np.asarray(theta) - est_mj) / np.abs(est_mj))
         d_se = np.max(np.abs(np.asarray(se) - se_mj) / np.abs(se_mj))
@@ -211,10 +227,7 @@ def main(args):
               f"({1e6 * t_hand / args.B:8.2f} us/fit)   max rel diff vs mlejax: "
               f"est {d_est:.2e}, se {d_se:.2e}")
 
-    if args.scipy_fits > 0:
-        m = min(args.scipy_fits, args.B)
-        run_scipy(x[:2])  # import and warm up
-        t_sub, (est_sp, se_sp) = timed(run_scipy, x[:m], repeats=args.repeats)
+    if m > 0:
         per = t_sub / m
         t_sp = per * args.B
         rows["scipy"] = t_sp

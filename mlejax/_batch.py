@@ -20,7 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._constraints import ParamSpec, ParamValues, element_names, is_marker, parametrize
+from ._constraints import (
+    ParamSpec,
+    ParamValues,
+    default_float_dtype,
+    element_names,
+    is_marker,
+    parametrize,
+)
 from ._fit import (
     _clusters,
     _is_concrete,
@@ -363,14 +370,14 @@ def fit_batch(
         dyn_b, shared = _split_dyn(dyn, batched)
         make = _FitMaker(batched)
 
-    dtype = jnp.asarray(0.0).dtype
+    dtype = default_float_dtype()
     data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
     chunk, n_chunks = plan_chunks(b, batch_size, bytes_per_fit(data_elems, spec.nparams, cov))
     out = run_chunks(
         (data, dyn_b),
         shared,
-        jnp.asarray(tol, dtype),
-        jnp.asarray(maxiter, jnp.int32),
+        np.asarray(tol, dtype),  # numpy scalars: no eager dispatch per call
+        np.asarray(maxiter, np.int32),
         codes,
         make=make,
         chunk=chunk,

@@ -112,8 +112,8 @@ def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems):
     return run_chunks(
         xs,
         shared,
-        jnp.asarray(tol, dtype),
-        jnp.asarray(maxiter, jnp.int32),
+        np.asarray(tol, dtype),
+        np.asarray(maxiter, np.int32),
         None,
         make=make,
         chunk=chunk,
