@@ -149,7 +149,10 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
             decreased=c.decreased,
         )
 
-    runs = jax.vmap(one)(keys)
+    if n_init == 1:  # no batch axis of one inside the loop
+        runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
+    else:
+        runs = jax.vmap(one)(keys)
     rank = jnp.where((runs["status"] != int(Status.NONFINITE)) & jnp.isfinite(runs["loglik"]), runs["loglik"], -jnp.inf)
     rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs["loglik"]), -jnp.inf, runs["loglik"]), rank)
     best = jnp.argmax(rank)
