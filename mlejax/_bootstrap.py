@@ -186,6 +186,13 @@ def bootstrap(
         method = res.method
     solver, maxiter, tol = _resolve_options(method, maxiter, tol)
     key = _check_key(key)
+    if not bool(res.converged):
+        warnings.warn(
+            f"bootstrapping a fit that did not converge (status {Status(int(res.status)).name}): "
+            "the replicates scatter around a point that is not the estimate.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     keys = jax.random.split(key, int(n_boot))
     dyn = _warm_dyn(res, warm_start)
     data_elems = sum(int(np.prod(jnp.shape(a))) for a in jax.tree_util.tree_leaves(res._data))

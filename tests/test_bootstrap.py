@@ -132,10 +132,20 @@ def test_failed_replicates_are_counted_and_left_out():
     # three observations: a resample of one value repeated three times (1 in 9) has
     # sigma_hat = 0, which no fit can reach; exactly those replicates must fail.
     x = np.array([0.3, 1.2, 2.0])
-    fit = mj.fit(norm_ll, INIT, x)
+    traces = []
+
+    def ll(p, x):
+        traces.append(1)  # runs only when JAX traces (compiles) the function
+        return norm_ll(p, x)
+
+    fit = mj.fit(ll, INIT, x)
     key, n_boot = jax.random.key(0), 300
     with pytest.warns(mj.ConvergenceWarning, match="bootstrap fits did not converge"):
         b = mj.bootstrap(fit, key, n_boot)
+    n_traced = len(traces)
+    with pytest.warns(mj.ConvergenceWarning):  # a second call: new key, no recompilation
+        mj.bootstrap(fit, jax.random.key(5), n_boot)
+    assert len(traces) == n_traced
     keys = jax.random.split(key, n_boot)
     idx = np.stack([np.asarray(jax.random.randint(k, (3,), 0, 3)) for k in keys])
     degenerate = np.all(idx == idx[:, :1], axis=1)
