@@ -121,6 +121,8 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     arrays for the best of ``n_init`` restarts (vmapped) by final log-likelihood;
     restarts whose components collapsed rank last.
     """
+    if w is None:
+        w = jnp.ones((x.shape[0],), x.dtype)
     data = model.prepare(x, w)
     keys = jax.random.split(key, n_init)
 
@@ -160,6 +162,7 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     out["restart_logliks"] = runs["loglik"]
     out["converged"] = out["status"] == int(Status.SUCCESS)
     out["nobs"] = data.total
+    out["finite_data"] = jnp.all(jnp.isfinite(x))
     return out
 
 
@@ -192,7 +195,7 @@ def check_nonneg_float(name, value, fix):
 
 def check_weights(weights, n, dtype):
     if weights is None:
-        return jnp.ones((n,), dtype)
+        return None  # ones, made inside the compiled fit
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n,):
         raise ValueError(f"weights has shape {w.shape}; give one non-negative weight per observation, shape ({n},).")
@@ -203,8 +206,8 @@ def check_weights(weights, n, dtype):
     return jnp.asarray(w, dtype)
 
 
-def _check_components_vs_points(x, w, k, weighted):
-    if weighted:
+def _check_components_vs_points(x, w, k):
+    if w is not None:
         keep = np.asarray(w) > 0
         n = int(np.sum(keep))
     else:
@@ -278,7 +281,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         model = model.bind(x)
     dtype = x.dtype
     w = check_weights(weights, x.shape[0], dtype)
-    _check_components_vs_points(x, w, model.n_components, weights is not None)
+    _check_components_vs_points(x, w, model.n_components)
     if init is not None:
         if n_init != 1:
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")

@@ -118,8 +118,7 @@ class GaussianMixture:
             x = x[:, None]
         if x.ndim != 2:
             raise ValueError(f"data has shape {x.shape}; a Gaussian mixture needs (n_samples, n_features).")
-        if not bool(jnp.all(jnp.isfinite(x))):
-            raise ValueError("data contain NaN or inf; remove or impute those rows.")
+        # NaN/inf are refused after the compiled fit (one pass fused into it, no extra sync).
         return x
 
     def validate_init(self, params, x):

@@ -220,6 +220,9 @@ jax.tree_util.register_dataclass(
 
 def build_result(model, out, x, w, *, tol, stderr=True):
     """Host side after the compiled EM: errors, warnings, standard errors."""
+    if not bool(out["finite_data"]):
+        nbad = int(np.sum(~np.isfinite(np.asarray(x))))
+        raise ValueError(f"data contain NaN or inf ({nbad} values); remove or impute those rows.")
     status = int(out["status"])
     if status == Status.NONFINITE:
         reg = getattr(model, "reg_covar", None)
@@ -258,7 +261,8 @@ def build_result(model, out, x, w, *, tol, stderr=True):
         nfree = model.nparams(x)
         width = model.n_components * max(1, math.prod(x.shape[1:]))
         chunk = _chunk_size(x.shape[0], nfree, width)
-        se, cov, info, *flags = _stderr_jit(model.static(), model.hyper(), params, x, w, chunk)
+        w1 = jnp.ones((x.shape[0],), x.dtype) if w is None else w
+        se, cov, info, *flags = _stderr_jit(model.static(), model.hyper(), params, x, w1, chunk)
         if bool(flags[0]) or bool(flags[1]):
             warnings.warn(
                 "the observed information of the mixture is not positive definite: standard errors "
