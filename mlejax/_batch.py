@@ -118,6 +118,39 @@ run_chunks = jax.jit(
 )
 
 
+FIRST_PASS_MIN = 32  # iterations every fit gets in the first pass
+
+
+def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
+    """Run ``call(xs, maxiter, chunk, n_chunks) -> out`` so that a few slow fits do
+    not hold up the whole batch.
+
+    Inside a ``vmap``-ped chunk every fit waits for the slowest one (a converged fit
+    is masked, not removed). So the first pass gives every fit at most
+    ``max(32, maxiter // 8)`` iterations; the fits that hit that limit are gathered
+    in groups of a size fixed by ``B`` (so the second pass compiles once per batch
+    shape, whatever the number of slow fits) and rerun from their start with the
+    full ``maxiter``. A rerun follows the same path as the first pass did, so every
+    fit's result is exactly what one run with ``maxiter`` gives.
+    """
+    b = _leading(xs)
+    first = min(maxiter, max(FIRST_PASS_MIN, maxiter // 8))
+    out = call(xs, first, *plan_chunks(b, batch_size, per_fit_bytes))
+    if first >= maxiter:
+        return out
+    redo = np.flatnonzero(np.asarray(out["status"]) == int(Status.MAX_ITER))
+    size = min(b, max(16, -(-b // 32)))
+    plan = plan_chunks(size, batch_size, per_fit_bytes)
+    for start in range(0, redo.size, size):
+        part = redo[start : start + size]
+        idx = np.concatenate([part, np.full(size - part.size, part[-1])])
+        again = call(jax.tree_util.tree_map(lambda a: a[idx], xs), maxiter, *plan)
+        out = jax.tree_util.tree_map(
+            lambda a, r, part=part: a.at[part].set(r[: part.size]), out, again
+        )
+    return out
+
+
 def _chunk_budget() -> int:
     try:
         platform = jax.devices()[0].platform
@@ -372,24 +405,29 @@ def fit_batch(
 
     dtype = default_float_dtype()
     data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
-    chunk, n_chunks = plan_chunks(b, batch_size, bytes_per_fit(data_elems, spec.nparams, cov))
-    out = run_chunks(
-        (data, dyn_b),
-        shared,
-        np.asarray(tol, dtype),  # numpy scalars: no eager dispatch per call
-        np.asarray(maxiter, np.int32),
-        codes,
-        make=make,
-        chunk=chunk,
-        n_chunks=n_chunks,
-        loglik=ll,
-        spec=spec,
-        solver=solver,
-        cov_type=cov,
-        nobs=n,
-        n_clusters=n_clusters,
-        check_finite=bool(check_finite),
-    )
+    tol_arr = np.asarray(tol, dtype)  # numpy scalars: no eager dispatch per call
+
+    def call(xs, iters, chunk, n_chunks):
+        return run_chunks(
+            xs,
+            shared,
+            tol_arr,
+            np.asarray(iters, np.int32),
+            codes,
+            make=make,
+            chunk=chunk,
+            n_chunks=n_chunks,
+            loglik=ll,
+            spec=spec,
+            solver=solver,
+            cov_type=cov,
+            nobs=n,
+            n_clusters=n_clusters,
+            check_finite=bool(check_finite),
+        )
+
+    per_fit = bytes_per_fit(data_elems, spec.nparams, cov)
+    out = fit_in_two_passes((data, dyn_b), maxiter, batch_size, per_fit, call)
     res = BatchFitResult(
         **out,
         _data=data,

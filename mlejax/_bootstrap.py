@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from ._batch import bytes_per_fit, plan_chunks, run_chunks
+from ._batch import bytes_per_fit, fit_in_two_passes, run_chunks
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options
 from ._result import FitResult, _check_level
@@ -103,29 +103,29 @@ def _warm_dyn(res: FitResult, warm_start: bool):
 
 def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems):
     spec = res._spec
-    dtype = jnp.result_type(res.loglik)
-    chunk, n_chunks = plan_chunks(
-        jax.tree_util.tree_leaves(xs)[0].shape[0],
-        batch_size,
-        bytes_per_fit(data_elems, spec.nparams, "observed"),
-    )
-    return run_chunks(
-        xs,
-        shared,
-        np.asarray(tol, dtype),
-        np.asarray(maxiter, np.int32),
-        None,
-        make=make,
-        chunk=chunk,
-        n_chunks=n_chunks,
-        loglik=res._loglik,
-        spec=spec,
-        solver=solver,
-        cov_type="observed",
-        nobs=res.nobs,
-        n_clusters=None,
-        check_finite=True,
-    )
+    tol_arr = np.asarray(tol, jnp.result_type(res.loglik))
+
+    def call(xs, iters, chunk, n_chunks):
+        return run_chunks(
+            xs,
+            shared,
+            tol_arr,
+            np.asarray(iters, np.int32),
+            None,
+            make=make,
+            chunk=chunk,
+            n_chunks=n_chunks,
+            loglik=res._loglik,
+            spec=spec,
+            solver=solver,
+            cov_type="observed",
+            nobs=res.nobs,
+            n_clusters=None,
+            check_finite=True,
+        )
+
+    per_fit = bytes_per_fit(data_elems, spec.nparams, "observed")
+    return fit_in_two_passes(xs, maxiter, batch_size, per_fit, call)
 
 
 def bootstrap(

@@ -276,3 +276,18 @@ def test_bad_input_is_refused_naming_the_argument():
     with pytest.raises(ValueError, match="strictly above"):
         mj.fit_batch(norm_ll, {"mu": 0.0, "sigma": mj.Positive(np.array([1.0, -1, 1, 1]))}, x,
                      init_axis=0)
+
+
+def test_slow_fits_rerun_in_a_second_pass_give_exactly_the_one_pass_results(monkeypatch):
+    x = _datasets()
+    x[[1, 6]] = 0.25  # degenerate: about a hundred iterations before they stop
+    two = _quiet(mj.fit_batch, norm_ll, INIT, x)
+    assert np.all(np.asarray(two.n_iter)[[1, 6]] > batch_mod.FIRST_PASS_MIN)
+    monkeypatch.setattr(batch_mod, "FIRST_PASS_MIN", 10**9)  # one pass with the full maxiter
+    one = _quiet(mj.fit_batch, norm_ll, INIT, x)
+    for f in ("params", "stderr", "loglik", "n_iter", "status", "x"):
+        jax.tree_util.tree_map(
+            lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)),
+            getattr(one, f),
+            getattr(two, f),
+        )
