@@ -350,7 +350,10 @@ def fit_batch(
             estimate of the memory one fit needs (about 256 MiB per chunk on CPU,
             1 GiB on an accelerator), so huge batches run in bounded memory. The
             chunks run one after the other inside one compiled call; within a chunk
-            a converged fit stops changing while the others finish.
+            a converged fit stops changing while the others finish. Fits that need
+            more than ``max(32, maxiter // 8)`` iterations are rerun in a second
+            pass, so a few slow or failing fits do not hold up the whole batch (the
+            results are exactly those of one pass).
         init_axis: ``None`` (default: one start for all), ``0`` (every leaf of
             ``init`` has a leading batch axis), or a pytree prefix of ``init`` with
             ``None``/``0`` per leaf (a constraint marker counts as one leaf; its
