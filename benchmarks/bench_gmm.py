@@ -172,8 +172,12 @@ def best_time(fn, repeats):
     return min(times), float(np.median(times)), out
 
 
-def time_sklearn(x, init, iters, repeats):
+def sklearn_runner(x, init, iters, threads):
+    """One scikit-learn fit from the shared start; ``threads=1`` limits BLAS to one
+    thread (OpenBLAS threads oversubscribe a busy machine; the faster of the two
+    configurations is the one compared, to be fair to the peer)."""
     from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
 
     prec = np.linalg.inv(init["covariances"])
 
@@ -184,19 +188,12 @@ def time_sklearn(x, init, iters, repeats):
             init_params="random",  # skip k-means: the *_init parameters are used anyway
             random_state=0,
         )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(limits=threads):
             warnings.simplefilter("ignore")
             g.fit(x)
         return g.score(x) * x.shape[0]
 
-    # OpenBLAS threads oversubscribe a busy machine: time scikit-learn both with its
-    # default threads and with one BLAS thread, and keep the faster (fair to the peer).
-    from threadpoolctl import threadpool_limits
-
-    default = best_time(run, repeats)
-    with threadpool_limits(limits=1):
-        single = best_time(run, repeats)
-    return (default, single)
+    return run
 
 
 def main():
@@ -209,71 +206,73 @@ def main():
     x_np, init = make_data(n, d, k)
     x = jax.device_put(jnp.asarray(x_np))
     w0, m0, c0 = (jnp.asarray(init[key]) for key in ("weights", "means", "covariances"))
-    rows = []
-
-    # mlejax
     model = mj.GaussianMixture(k, "full", reg_covar=REG)
 
     def run_mj():
-        r = mj.em(model, x, init=init, tol=0.0, maxiter=iters, stderr=False)
-        return float(r.loglik)
+        return float(mj.em(model, x, init=init, tol=0.0, maxiter=iters, stderr=False).loglik)
 
-    t = time.perf_counter()
-    ll_mj = run_mj()
-    compile_mj = time.perf_counter() - t
-    cache = _em._em_jit._cache_size()
-    best, med, ll_mj = best_time(run_mj, args.repeats)
-    recompiled = _em._em_jit._cache_size() != cache
-    rows.append(("mlejax mj.em", best, med, ll_mj, compile_mj))
-
-    # standard errors (not part of the per-iteration comparison): the same call with
-    # stderr=True, minus the EM time; after 50 iterations from a poor start the
-    # information may not be positive definite yet: only the time is of interest here.
-    def run_se():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = mj.em(model, x, init=init, tol=0.0, maxiter=iters, stderr=True)
-            return jax.block_until_ready(r)
-
-    t = time.perf_counter()
-    r = run_se()
-    se_first = time.perf_counter() - t - best
-    se_best = best_time(run_se, 2)[0] - best
-
-    # hand-written loops
+    methods = [("mlejax mj.em", run_mj)]
     hands = [("hand (fused GEMM)", hand_fused)]
     if not args.skip_sklearn_style:
         hands.append(("hand (sklearn math)", hand_sklearn_style))
     for name, f in hands:
         fj = jax.jit(f, static_argnums=4)
+        methods.append((name, lambda fj=fj: float(fj(x, w0, m0, c0, iters))))
 
-        def run_h(fj=fj):
-            return float(fj(x, w0, m0, c0, iters))
-
+    # Warm-up (compilation), then the timed runs interleaved round-robin so that
+    # every method sees the same load on this shared machine.
+    compile_s, lls, times = {}, {}, {name: [] for name, _ in methods}
+    cache = None
+    for name, fn in methods:
         t = time.perf_counter()
-        run_h()
-        comp = time.perf_counter() - t
-        b, m, ll = best_time(run_h, args.repeats)
-        rows.append((name, b, m, ll, comp))
-
-    # scikit-learn (CPU)
-    sk_note = ""
+        lls[name] = fn()
+        compile_s[name] = time.perf_counter() - t
+        if name.startswith("mlejax"):
+            cache = _em._em_jit._cache_size()
+    sk_note, sk_scale, sk_methods = "", 1.0, []
+    if args.sklearn_sec_per_point is None:
+        sk_n = args.sklearn_n or (n if (args.device == "cpu" and n <= 1_000_000) else 200_000)
+        sk_n = min(sk_n, n)
+        sk_scale = n / sk_n
+        if sk_n != n:
+            sk_note = f"timed on the first {sk_n:,} points, scaled by {sk_scale:.4g} (per point)"
+        for name, threads in (("scikit-learn (1 BLAS thread)", 1), ("scikit-learn (default threads)", None)):
+            sk_methods.append((name, sklearn_runner(x_np[:sk_n], init, iters, threads)))
+            times[name] = []
+    for rep in range(max(args.repeats, args.sklearn_repeats)):
+        for name, fn in methods if rep < args.repeats else []:
+            t = time.perf_counter()
+            lls[name] = fn()
+            times[name].append(time.perf_counter() - t)
+        for name, fn in sk_methods if rep < args.sklearn_repeats else []:
+            t = time.perf_counter()
+            ll = fn()
+            times[name].append((time.perf_counter() - t) * sk_scale)
+            lls[name] = ll if sk_scale == 1.0 else float("nan")
+    recompiled = _em._em_jit._cache_size() != cache
+    rows = [(name, min(times[name]), float(np.median(times[name])), lls[name], compile_s.get(name, 0.0))
+            for name in times]
     if args.sklearn_sec_per_point is not None:
         sk_iter = args.sklearn_sec_per_point * n
         sk_note = f"recorded {args.sklearn_sec_per_point:.4g} s per iteration per point, scaled to N={n:,}"
         rows.append(("scikit-learn (recorded)", sk_iter * iters, sk_iter * iters, float("nan"), 0.0))
-    else:
-        sk_n = args.sklearn_n or (n if (args.device == "cpu" and n <= 1_000_000) else 200_000)
-        sk_n = min(sk_n, n)
-        default, single = time_sklearn(x_np[:sk_n], init, iters, args.sklearn_repeats)
-        scale = n / sk_n
-        if sk_n != n:
-            sk_note = f"timed on the first {sk_n:,} points, scaled by {scale:.4g} (per point)"
-        for name, (b, m, ll) in (("scikit-learn (1 BLAS thread)", single), ("scikit-learn (default threads)", default)):
-            rows.append((name, b * scale, m * scale, ll if sk_n == n else float("nan"), 0.0))
-        # the faster configuration last: the ratio below is against it
-        if rows[-1][1] > rows[-2][1]:
-            rows[-1], rows[-2] = rows[-2], rows[-1]
+    elif rows[-1][1] > rows[-2][1]:  # the faster scikit-learn configuration last: the ratio is against it
+        rows[-1], rows[-2] = rows[-2], rows[-1]
+    best = rows[0][1]
+    ll_mj = rows[0][3]
+
+    # Standard errors (not part of the per-iteration comparison): the same call with
+    # stderr=True, minus the EM time; after 50 iterations from a poor start the
+    # information may not be positive definite yet: only the time is of interest here.
+    def run_se():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return jax.block_until_ready(mj.em(model, x, init=init, tol=0.0, maxiter=iters, stderr=True))
+
+    t = time.perf_counter()
+    r = run_se()
+    se_first = time.perf_counter() - t - best
+    se_best = best_time(run_se, 2)[0] - best
 
     print()
     print(f"{'method':<32}{'s/iter (best)':>15}{'s/iter (median)':>17}{'compile s':>11}{'final loglik':>24}")
