@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,6 @@ from ._constraints import Positive
 from ._fit import fit
 from ._modelfit import (
     cached,
-    certify,
     check_finite_array,
     check_weights,
     quiet_fit,
@@ -243,8 +242,6 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
     ll = glm_loglik(response, lnk)
     res = quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n,
                     log_prior=log_prior)
-    if log_prior is None:
-        res = certify(res, ll, data)
     extras, notes = {}, []
     if response.name == "normal":
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))

@@ -151,42 +151,6 @@ def check_weights(weights, n: int, name: str = "weights"):
     return w
 
 
-def _newton_step(loglik, spec, dyn, params, data, cov):
-    """The full Newton step ``I^-1 g`` from ``params`` (natural scale, free parameters)."""
-    phi = spec.natural_flat(params)
-    g = jax.grad(lambda q: loglik(spec.from_natural_flat(q, dyn), data))(phi)
-    return phi, cov @ g
-
-
-_step_jit = jax.jit(_newton_step, static_argnames=("loglik", "spec"))
-
-# A fit stopped by rounding (precision loss / iteration limit) is at the optimum when the
-# next exact Newton step would move no parameter beyond 1e-10 of its magnitude or 1e-6 of
-# its standard error (an optimisation error a million times below the statistical one).
-# Why this is needed: residuals y - f(theta, x) carry a rounding noise of eps * |y|, and
-# badly scaled covariates make gradients large in absolute terms, so the log-likelihood
-# and its gradient are noisy far above eps * |loglik| near the optimum: the scaled-
-# gradient test alone then cannot be met, while the Newton step shows the point is
-# optimal to ~10 digits.
-_STEP_RTOL = 1e-10
-_STEP_SE = 1e-6
-
-
-def certify(res, ll, data):
-    """SUCCESS for a fit stopped by rounding at a point where the information is
-    negative definite and the Newton step is negligible (see ``_STEP_RTOL``)."""
-    if int(res.status) not in (Status.PRECISION_LOSS, Status.MAX_ITER):
-        return res
-    if bool(res.hessian_not_negdef) or bool(res.not_identified):
-        return res
-    phi, step = _step_jit(ll, res._spec, res._dyn, res.params, data, res.cov)
-    se = jnp.sqrt(jnp.diag(res.cov))
-    if bool(jnp.all((jnp.abs(step) <= _STEP_RTOL * jnp.abs(phi)) | (jnp.abs(step) <= _STEP_SE * se))):
-        ok = jnp.asarray(int(Status.SUCCESS), jnp.int32)
-        return dataclasses.replace(res, status=ok, converged=jnp.asarray(True))
-    return res
-
-
 cached = functools.lru_cache(maxsize=None)
 
 __all__ = ["ModelResult"]

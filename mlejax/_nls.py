@@ -10,7 +10,6 @@ observed information. Jacobians are exact (autodiff).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -22,7 +21,6 @@ from ._driver import minimise
 from ._fit import fit
 from ._modelfit import (
     cached,
-    certify,
     check_finite_array,
     check_weights,
     quiet_fit,
@@ -223,9 +221,9 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     ll = profile_loglik(f)
     # Two routes to the optimum, the same compiled Newton fit: from the Levenberg-Marquardt
     # point, and straight from the user's start (Newton's exact curvature escapes plateaus
-    # that trap LM, e.g. NIST BoxBOD start 1). The better certified maximum wins.
+    # that trap LM, e.g. NIST BoxBOD start 1). The better converged maximum wins.
     fits = [
-        certify(quiet_fit(fit, ll, init_, data, maxiter=maxiter, tol=tol, nobs=n), ll, data)
+        quiet_fit(fit, ll, init_, data, maxiter=maxiter, tol=tol, nobs=n)
         for init_ in (remark(spec, dyn, start), init)
     ]
     res = fits[0] if _better_or_tie(fits[0], fits[1]) else fits[1]

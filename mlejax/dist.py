@@ -17,8 +17,7 @@ Weights are frequency weights: the log-likelihood is ``sum(w * logpdf)``.
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +28,6 @@ from ._constraints import Bounded, Positive
 from ._fit import fit
 from ._modelfit import (
     cached,
-    certify,
     check_finite_array,
     check_weights,
     quiet_fit,
@@ -577,8 +575,6 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     ll = _family_loglik(family)
     res = quiet_fit(fit, ll, family.init(start), (xj, wj), cov="observed" if expected else cov,
                     log_prior=log_prior, **kw)
-    if kw["maxiter"] != 0 and log_prior is None:
-        res = certify(res, ll, (xj, wj))
     if expected:
         fisher = family.fisher(res.params)
         if fisher is None:
