@@ -64,6 +64,7 @@ def _code_for_rejected(f_new):
 class NewtonState(NamedTuple):
     hess: Any
     lam: Any
+    nu: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,19 +75,20 @@ class Newton:
     of the Jacobi-scaled Hessian by their absolute values (so the step always goes
     uphill in the log-likelihood, also at a saddle), ``D`` is the Hessian's
     diagonal (Marquardt's scaling) and ``lam`` is a Levenberg-Marquardt damping:
-    zero near the optimum (pure Newton, quadratic convergence), raised tenfold
-    whenever a step is rejected. A step is accepted only if the log-likelihood is
-    finite and rises by a sufficient (Armijo) amount; a NaN/inf or lower value is
-    never accepted.
+    zero near the optimum (pure Newton, quadratic convergence), adapted by
+    Nielsen's rule from the ratio of the actual to the predicted gain. A step is
+    accepted only if the log-likelihood is finite and rises by at least ``accept``
+    times the predicted gain; a NaN/inf or lower value is never accepted.
     """
 
-    armijo: float = 1e-4
+    accept: float = 1e-4
 
     name = "newton"
 
     def init(self, obj, x):
         f, g, h = obj.value_grad_hess(x)
-        return f, g, NewtonState(h, jnp.zeros((), x.dtype))
+        zero = jnp.zeros((), x.dtype)
+        return f, g, NewtonState(h, zero, zero + 2.0)
 
     def hessian(self, state):
         return state.hess
@@ -100,8 +102,9 @@ class Newton:
         w = jnp.abs(w_signed)
         scale = jnp.max(w, initial=0.0)
         gv = v.T @ (g / s)
-        d = jnp.maximum(w, scale * eps) + state.lam
-        p = -(v @ (gv / d)) / s
+        w_mod = jnp.maximum(w, scale * eps)
+        q = -gv / (w_mod + state.lam)  # the step in the scaled eigenbasis
+        p = (v @ q) / s
         # Converged when the exact Newton step is negligible: at most 1e-6 standard
         # errors (or 1e-10 relative) in every coordinate, with a positive definite
         # information. Unlike the gradient test this holds at the optimum of a noisy
@@ -116,11 +119,18 @@ class Newton:
         p = jnp.where(negligible, p_newton, p)
         x_new = x + p
         f_new, g_new, h_new = obj.value_grad_hess(x_new)
-        sufficient = f_new <= f + self.armijo * jnp.dot(g, p)
-        ok = _finite(f_new, g_new, h_new) & (sufficient | _flat_but_better(f, g, f_new, g_new))
-        lam_up = jnp.maximum(10.0 * state.lam, 1e-3)
-        lam_down = jnp.where(state.lam > 1e-8, 0.1 * state.lam, 0.0)
-        lam = jnp.where(ok, lam_down, lam_up)
+        # gain ratio: actual decrease over the decrease the (modified) quadratic model predicts
+        predicted = -(gv @ q + 0.5 * jnp.sum(w_mod * q**2))
+        rho = (f - f_new) / jnp.where(predicted > 0, predicted, jnp.inf)
+        ok = _finite(f_new, g_new, h_new) & (
+            (rho > self.accept) | _flat_but_better(f, g, f_new, g_new)
+        )
+        # Nielsen's damping update: shrink after good steps, grow after poor or rejected ones
+        factor = jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        lam_ok = jnp.where(rho < 0.25, jnp.maximum(state.lam, 1e-3), state.lam) * factor
+        lam_ok = jnp.where(lam_ok > 1e-8, lam_ok, 0.0)
+        lam = jnp.where(ok, lam_ok, jnp.maximum(state.lam * state.nu, 1e-3))
+        nu = jnp.where(ok, 2.0, 2.0 * state.nu)
         rel_step = jnp.max(jnp.abs(p) / jnp.maximum(jnp.abs(x), 1.0), initial=0.0)
         stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
         code = jnp.where(ok, RUNNING, _code_for_rejected(f_new))
@@ -136,7 +146,7 @@ class Newton:
             pick(x_new, x),
             pick(f_new, f),
             pick(g_new, g),
-            NewtonState(pick(h_new, state.hess), lam),
+            NewtonState(pick(h_new, state.hess), lam, nu),
             code,
         )
 
