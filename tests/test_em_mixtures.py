@@ -133,7 +133,7 @@ def test_generalised_em_never_decreases():
     x = _weibull_data()
     lls = []
     for t in range(1, 16):
-        r = mj.em(WEIBULL, x, tol=0.0, maxiter=t, stderr=False, init_method="random")
+        r = mj.em(WEIBULL, x, tol=0.0, maxiter=t, stderr=False)  # compiled fit shared with the test above
         assert not bool(r.loglik_decreased)
         lls.append(float(r.loglik))
     assert np.all(np.diff(lls) >= -1e-9 * np.abs(lls[1:]))
@@ -181,15 +181,15 @@ def test_generic_mixture_faults():
         mj.em(mj.PoissonMixture(5), np.array([1, 2, 3]))
 
 
-def test_sample_and_predict_poisson():
+def test_predict_and_responsibilities_poisson():
     rng = np.random.default_rng(6)
     x = rng.poisson(np.where(rng.random(800) < 0.5, 1.0, 20.0))  # the shape of the test above: no recompile
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         r = mj.em(mj.PoissonMixture(2), x, stderr=False)
-    xs, lab = r.sample(jax.random.key(0), 5000)
-    hi = int(np.argmax(np.asarray(r.params["rate"])))
-    assert abs(float(jnp.mean(xs[lab == hi])) - float(r.params["rate"][hi])) < 0.5
+    lp = np.log(np.asarray(r.params["weights"]))[None] + stats.poisson.logpmf(
+        x[:, None], np.asarray(r.params["rate"])[None])
     resp = np.asarray(r.responsibilities(x))
-    np.testing.assert_allclose(resp.sum(1), 1.0)
-    np.testing.assert_array_equal(np.asarray(r.predict(x)), resp.argmax(1))
+    np.testing.assert_allclose(resp, np.exp(lp - logsumexp(lp, axis=1, keepdims=True)), rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(np.asarray(r.predict(x)), lp.argmax(1))
+    np.testing.assert_allclose(float(r.score(x)), logsumexp(lp, axis=1).sum(), rtol=1e-12)
