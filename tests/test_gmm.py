@@ -244,6 +244,9 @@ def test_fault28_invalid_init(ct, bad, match):
         mj.em(mj.GaussianMixture(2, ct), x, init=init)
     with pytest.raises(ValueError, match="keys 'weights', 'means', 'covariances'"):
         mj.em(mj.GaussianMixture(2, ct), x, init={"weights": [0.5, 0.5]})
+    good = {"weights": [0.5, 0.5], "means": [[0.0, 0.0], [1.0, 1.0]], "covariances": cov}
+    with pytest.raises(ValueError, match="use n_init=1 with it"):
+        mj.em(mj.GaussianMixture(2, ct), x, init=good, n_init=3)
 
 
 def test_bad_data_refused():
