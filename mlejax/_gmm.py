@@ -8,7 +8,9 @@ for all points and components at once; the M-step's sufficient statistics are
 ``resp^T z``, a second matrix product. The data are centred once (by their
 weighted mean) so that the products do not lose precision; the reported
 log-likelihood, responsibilities and standard errors use the numerically robust
-Cholesky form ``|L^{-1}(x - mu)|^2`` on the original data.
+Cholesky form ``|L^{-1}(x - mu)|^2`` on the original data. With more than 16
+features (d(d+1)/2 quadratic features per point would be a large array) the
+E-step uses that Cholesky form too.
 """
 
 from __future__ import annotations
@@ -133,10 +135,27 @@ class GaussianMixture:
         ones = jnp.ones((n, 1), x.dtype)
         if self._diagonal:
             z = jnp.concatenate([ones, xc, xc * xc], 1)
-        else:
+        elif self._quadratic_features(d):
             i, j = np.triu_indices(d)
             z = jnp.concatenate([ones, xc, xc[:, i] * xc[:, j]], 1)
+        else:
+            z = None  # many features: the Cholesky form is used instead (no n x d^2 array)
         return GMMData(x, w, total, shift, xc, z)
+
+    @staticmethod
+    def _quadratic_features(d):
+        """The one-GEMM E-step needs d(d+1)/2 quadratic features per point: used for
+        d <= 16 (at most 153 features); above, the per-component Cholesky form."""
+        return d <= 16
+
+    def _stats(self, resp_w, data):
+        """Sufficient statistics ``[sum r, sum r x, sum r x_i x_j (i <= j)]`` per component."""
+        if data.z is not None:
+            return resp_w.T @ data.z
+        xc = data.xc
+        i, j = np.triu_indices(xc.shape[1])
+        sxx = jnp.einsum("nk,nd,ne->kde", resp_w, xc, xc)[:, i, j]
+        return jnp.concatenate([jnp.sum(resp_w, 0)[:, None], resp_w.T @ xc, sxx], 1)
 
     def kmeans_features(self, data):
         return data.xc
@@ -189,13 +208,17 @@ class GaussianMixture:
         return GMMState(weights, means, cov, self._theta(weights, means, cov))
 
     def e_step(self, state, data):
-        lp = data.z @ state.theta
+        if data.z is not None:
+            lp = data.z @ state.theta
+        else:
+            p = {"weights": state.weights, "means": state.means, "covariances": state.covariances}
+            lp = self.log_joint(p, data.xc)
         lse = jax.nn.logsumexp(lp, axis=1)
         resp = jnp.exp(lp - lse[:, None]) * data.w[:, None]
-        return resp.T @ data.z, jnp.sum(data.w * lse)
+        return self._stats(resp, data), jnp.sum(data.w * lse)
 
     def init_from_resp(self, resp, data):
-        return self.m_step(None, (resp * data.w[:, None]).T @ data.z, data)
+        return self.m_step(None, self._stats(resp * data.w[:, None], data), data)
 
     def state_from_params(self, params, data):
         means = params["means"] - data.shift
