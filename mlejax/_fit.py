@@ -200,14 +200,32 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     cov = covariance(cov_type, an, scores, clusters, n_clusters)
     var = jnp.diag(cov)
     se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
-    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
-    stderr = spec.from_natural_flat(se_flat, nan_dyn)
     low, high = spec.bounds_flat(dyn)
+    params_at_bound = at_bound(phi, se_flat, low, high)
+
+    # A point that passed the gradient test while the exact Newton step still moves a
+    # parameter (not at a bound) by more than 1e-3 of its size is no maximum: the
+    # log-likelihood keeps rising ever more slowly towards a supremum at infinity.
+    if hess is not None and spec.is_identity:
+        grad_nat = -st.g
+    else:
+        grad_nat = jax.grad(natural_loglik(loglik, spec, dyn, data))(phi)
+    # the Newton step of the parameters not at a bound, with those at a bound held
+    held = params_at_bound[:, None] | params_at_bound[None, :]
+    info_free = jnp.where(held, jnp.eye(phi.shape[0], dtype=phi.dtype), info)
+    step = jnp.linalg.solve(info_free, jnp.where(params_at_bound, 0.0, grad_nat))
+    diverging = jnp.any(jnp.abs(step) / jnp.maximum(jnp.abs(phi), 1.0) > 1e-3)
 
     status = st.status
     ok = status == int(Status.SUCCESS)
     status = jnp.where(ok & an.not_negdef, int(Status.NOT_MAXIMUM), status)
     status = jnp.where(ok & an.not_identified, int(Status.NOT_IDENTIFIED), status)
+    diverging = ok & ~an.not_negdef & ~an.not_identified & diverging
+    status = jnp.where(diverging, int(Status.DIVERGING), status)
+    cov = jnp.where(diverging, jnp.nan, cov)
+    se_flat = jnp.where(diverging, jnp.nan, se_flat)
+    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+    stderr = spec.from_natural_flat(se_flat, nan_dyn)
     finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
     if check_finite and finite_leaves:
         status = jnp.where(jnp.all(jnp.stack(finite_leaves)), status, int(Status.NONFINITE_DATA))
@@ -227,7 +245,7 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
         ill_conditioned=an.ill_conditioned,
         condition_number=an.condition_number,
         null_vector=an.null_vector,
-        params_at_bound=at_bound(phi, se_flat, low, high),
+        params_at_bound=params_at_bound,
         x=st.x,
     )
     return out, finite_leaves

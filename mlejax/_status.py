@@ -22,6 +22,7 @@ class Status(enum.IntEnum):
     NOT_IDENTIFIED = 6
     NONFINITE_START = 7
     NONFINITE_DATA = 8
+    DIVERGING = 9
 
 
 MESSAGES = {
@@ -47,6 +48,10 @@ MESSAGES = {
     Status.NONFINITE_START: "the log-likelihood or its gradient is NaN/inf at the starting "
     "values",
     Status.NONFINITE_DATA: "the data contain NaN or inf",
+    Status.DIVERGING: "not converged: the gradient is small but the estimate drifts towards "
+    "infinity (the log-likelihood keeps rising ever more slowly, e.g. perfect separation in "
+    "a logistic model): no finite maximum exists. Standard errors are NaN. Constrain, "
+    "penalise (log_prior) or reparametrise the model",
 }
 
 

@@ -232,3 +232,28 @@ def test_bad_options_are_refused():
         mj.fit(3.0, INIT, X)
     with pytest.raises(ValueError, match="no parameters"):
         mj.fit(normal_ll, {}, X)
+
+
+# rows 10 and 21 (generic fits) ------------------------------------------------------
+def test_supremum_at_infinity_is_not_a_success():
+    """All-zero Bernoulli data on the logit scale, and a perfectly separated logistic
+    regression: the gradient vanishes only as the estimate runs off to infinity."""
+
+    def ll(p, y):
+        return jnp.sum(y * p["logit"] - jnp.logaddexp(0.0, p["logit"]))
+
+    with pytest.warns(mj.ConvergenceWarning, match="drifts towards infinity"):
+        res = mj.fit(ll, {"logit": 0.0}, np.zeros(7))
+    assert int(res.status) == Status.DIVERGING and not bool(res.converged)
+    assert np.isnan(res.stderr["logit"])
+
+    x = np.linspace(-2, 2, 20)
+    y = (x > 0.1).astype(float)
+
+    def logit_ll(b, d):
+        eta = b[0] + b[1] * d["x"]
+        return jnp.sum(d["y"] * eta - jnp.logaddexp(0.0, eta))
+
+    with pytest.warns(mj.ConvergenceWarning):
+        res = mj.fit(logit_ll, jnp.zeros(2), {"x": x, "y": y})
+    assert not bool(res.converged)
