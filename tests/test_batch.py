@@ -192,7 +192,9 @@ def test_chunking_gives_the_same_results(monkeypatch):
                 getattr(part, f),
             )
     # the automatic chunk size follows the memory budget
-    monkeypatch.setattr(batch_mod, "CHUNK_BYTES_CPU", batch_mod.bytes_per_fit(30, 2, "observed") * 3)
+    budget = batch_mod.bytes_per_fit(30, 2, "observed") * 3  # CPU and accelerator alike
+    monkeypatch.setattr(batch_mod, "CHUNK_BYTES_CPU", budget)
+    monkeypatch.setattr(batch_mod, "CHUNK_BYTES_ACCELERATOR", budget)
     assert batch_mod.plan_chunks(8, None, batch_mod.bytes_per_fit(30, 2, "observed")) == (3, 3)
     auto = mj.fit_batch(norm_ll, INIT, x)
     np.testing.assert_allclose(np.asarray(auto.params["mu"]), np.asarray(whole.params["mu"]), **TOL)
