@@ -206,10 +206,10 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     # A point that passed the gradient test while the exact Newton step still moves a
     # parameter (not at a bound) by more than 1e-3 of its size is no maximum: the
     # log-likelihood keeps rising ever more slowly towards a supremum at infinity.
-    if hess is not None and spec.is_identity:
-        grad_nat = -st.g
-    else:
-        grad_nat = jax.grad(natural_loglik(loglik, spec, dyn, data))(phi)
+    # natural-scale gradient by the chain rule (every transform is elementwise)
+    _, dphi = jax.jvp(lambda u: spec.natural_flat(spec.to_natural(u, dyn)), (st.x,),
+                      (jnp.ones_like(st.x),))
+    grad_nat = jnp.where(dphi != 0, -st.g / jnp.where(dphi != 0, dphi, 1.0), 0.0)
     # the Newton step of the parameters not at a bound, with those at a bound held
     held = params_at_bound[:, None] | params_at_bound[None, :]
     info_free = jnp.where(held, jnp.eye(phi.shape[0], dtype=phi.dtype), info)
