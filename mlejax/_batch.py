@@ -31,15 +31,14 @@ from ._constraints import (
 from ._fit import (
     _clusters,
     _is_concrete,
-    _resolve_options,
     _ById,
+    check_options,
     core,
+    core_static,
     infer_nobs,
-    objective_loglik,
     prepare_data,
 )
-from ._inference import COV_TYPES
-from ._result import FitResult, _check_level
+from ._result import FitFields, FitResult, _check_level
 from ._status import ConvergenceWarning, HessianWarning, PrecisionWarning, Status
 from ._status import message as status_message
 
@@ -372,12 +371,7 @@ def fit_batch(
     data, a start where the log-likelihood is not finite, a fit that does not
     converge, all get their own status, and one warning counts them.
     """
-    ll = objective_loglik(loglik, log_prior)
-    if log_prior is not None and cov != "observed":
-        raise ValueError("with log_prior, only cov='observed' (the Laplace approximation) applies.")
-    solver, maxiter, tol = _resolve_options(method, maxiter, tol)
-    if cov not in COV_TYPES:
-        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
+    ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:
         raise ValueError("fit_batch needs data: a pytree of arrays with a leading batch axis.")
     data = prepare_data(data)
@@ -420,13 +414,7 @@ def fit_batch(
             make=make,
             chunk=chunk,
             n_chunks=n_chunks,
-            loglik=ll,
-            spec=spec,
-            solver=solver,
-            cov_type=cov,
-            nobs=n,
-            n_clusters=n_clusters,
-            check_finite=bool(check_finite),
+            **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
         )
 
     per_fit = bytes_per_fit(data_elems, spec.nparams, cov)
@@ -478,7 +466,7 @@ def _warn_batch(res, stacklevel=3):
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchFitResult:
+class BatchFitResult(FitFields):
     """The result of :func:`mlejax.fit_batch`: the fields of :class:`FitResult`,
     each with a leading batch axis (one entry per fit).
 
@@ -496,31 +484,6 @@ class BatchFitResult:
     ``summary()`` (also ``print(res)``) reports them with the spread of the
     estimates over the converged fits.
     """
-
-    params: Any
-    stderr: Any
-    cov: Any
-    information: Any
-    loglik: Any
-    converged: Any
-    n_iter: Any
-    grad_norm: Any
-    status: Any
-    hessian_not_negdef: Any
-    not_identified: Any
-    ill_conditioned: Any
-    condition_number: Any
-    null_vector: Any
-    params_at_bound: Any
-    x: Any
-    _dyn: Any = None
-    _data: Any = None
-    names: tuple = ()
-    nobs: Any = None
-    method: str = "newton"
-    cov_type: str = "observed"
-    _spec: Any = None
-    _loglik: Any = None
 
     # -- size and selection ----------------------------------------------------------
     def __len__(self) -> int:

@@ -20,7 +20,7 @@ from jax.scipy.special import ndtr, ndtri
 
 from ._batch import bytes_per_fit, fit_in_two_passes, run_chunks
 from ._constraints import ParamValues
-from ._fit import _ById, _resolve_options
+from ._fit import _ById, _resolve_options, core_static
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
 
@@ -115,13 +115,7 @@ def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems):
             make=make,
             chunk=chunk,
             n_chunks=n_chunks,
-            loglik=res._loglik,
-            spec=spec,
-            solver=solver,
-            cov_type="observed",
-            nobs=res.nobs,
-            n_clusters=None,
-            check_finite=True,
+            **core_static(res._loglik, spec, solver, "observed", res.nobs, None, True),
         )
 
     per_fit = bytes_per_fit(data_elems, spec.nparams, "observed")

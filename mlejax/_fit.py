@@ -269,6 +269,24 @@ def _resolve_options(method, maxiter, tol):
     return solver, int(maxiter), tol
 
 
+def check_options(loglik, log_prior, method, maxiter, tol, cov):
+    """The options ``fit`` and ``fit_batch`` share, validated:
+    ``(objective, solver, maxiter, tol)``."""
+    ll = objective_loglik(loglik, log_prior)
+    if log_prior is not None and cov != "observed":
+        raise ValueError("with log_prior, only cov='observed' (the Laplace approximation) applies.")
+    solver, maxiter, tol = _resolve_options(method, maxiter, tol)
+    if cov not in COV_TYPES:
+        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
+    return ll, solver, maxiter, tol
+
+
+def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite) -> dict:
+    """The static (jit cache key) arguments of :func:`core`."""
+    return dict(loglik=ll, spec=spec, solver=solver, cov_type=cov, nobs=nobs,
+                n_clusters=n_clusters, check_finite=bool(check_finite))
+
+
 def _clusters(clusters, nobs, cov):
     if cov != "cluster":
         if clusters is not None:
@@ -337,13 +355,8 @@ def fit(
         ``ValueError`` if the log-likelihood is not finite at the start. Problems
         during the fit are reported in ``status``/``message`` and warned about.
     """
-    ll = objective_loglik(loglik, log_prior)
-    if log_prior is not None and cov != "observed":
-        raise ValueError("with log_prior, only cov='observed' (the Laplace approximation) applies.")
+    ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
-    solver, maxiter, tol = _resolve_options(method, maxiter, tol)
-    if cov not in COV_TYPES:
-        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
     data = prepare_data(data)
     n = infer_nobs(data) if nobs is None else int(nobs)
     codes, n_clusters = _clusters(clusters, n, cov)
@@ -354,13 +367,7 @@ def fit(
         jnp.asarray(tol, dtype),
         jnp.asarray(maxiter, jnp.int32),
         codes,
-        loglik=ll,
-        spec=spec,
-        solver=solver,
-        cov_type=cov,
-        nobs=n,
-        n_clusters=n_clusters,
-        check_finite=bool(check_finite),
+        **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
     )
     res = FitResult(
         **out,

@@ -24,7 +24,39 @@ class DeltaResult(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class FitResult:
+class FitFields:
+    """The fields of a fit, shared by :class:`FitResult` and the stacked
+    ``BatchFitResult`` (documented on :class:`FitResult`)."""
+
+    params: Any
+    stderr: Any
+    cov: Any
+    information: Any
+    loglik: Any
+    converged: Any
+    n_iter: Any
+    grad_norm: Any
+    status: Any
+    hessian_not_negdef: Any
+    not_identified: Any
+    ill_conditioned: Any
+    condition_number: Any
+    null_vector: Any
+    params_at_bound: Any
+    x: Any
+    _dyn: Any = None
+    _data: Any = None
+    # static metadata
+    names: tuple = ()
+    nobs: Any = None
+    method: str = "newton"
+    cov_type: str = "observed"
+    _spec: Any = None
+    _loglik: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult(FitFields):
     """The result of :func:`mlejax.fit`. An immutable pytree: ``jax.vmap`` over a fit
     returns one with a leading batch axis on every array.
 
@@ -81,31 +113,6 @@ class FitResult:
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
     """
 
-    params: Any
-    stderr: Any
-    cov: Any
-    information: Any
-    loglik: Any
-    converged: Any
-    n_iter: Any
-    grad_norm: Any
-    status: Any
-    hessian_not_negdef: Any
-    not_identified: Any
-    ill_conditioned: Any
-    condition_number: Any
-    null_vector: Any
-    params_at_bound: Any
-    x: Any
-    _dyn: Any = None
-    _data: Any = None
-    # static metadata
-    names: tuple = ()
-    nobs: Any = None
-    method: str = "newton"
-    cov_type: str = "observed"
-    _spec: Any = None
-    _loglik: Any = None
 
     # -- derived quantities ----------------------------------------------------------
     @property
