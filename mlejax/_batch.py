@@ -534,26 +534,8 @@ class BatchFitResult(FitFields):
 
     # -- derived quantities ----------------------------------------------------------
     @property
-    def nparams(self) -> int:
-        return len(self.names)
-
-    @property
     def n_converged(self) -> int:
         return int(np.sum(np.asarray(self.converged)))
-
-    @property
-    def aic(self):
-        return 2.0 * self.nparams - 2.0 * self.loglik
-
-    @property
-    def bic(self):
-        if not self.nobs:
-            return jnp.nan * self.loglik
-        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
-
-    @property
-    def at_bound(self):
-        return jnp.any(self.params_at_bound, axis=-1)
 
     @property
     def message(self) -> tuple:

@@ -54,6 +54,32 @@ class FitFields:
     _spec: Any = None
     _loglik: Any = None
 
+    # -- derived quantities (one fit or stacked) ------------------------------------
+    @property
+    def nparams(self) -> int:
+        return len(self.names)
+
+    @property
+    def aic(self):
+        return 2.0 * self.nparams - 2.0 * self.loglik
+
+    @property
+    def aicc(self):
+        n, k = self.nobs, self.nparams
+        if n is None or n - k - 1 <= 0:
+            return jnp.nan * self.loglik
+        return self.aic + 2.0 * k * (k + 1) / (n - k - 1)
+
+    @property
+    def bic(self):
+        if not self.nobs:
+            return jnp.nan * self.loglik
+        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
+
+    @property
+    def at_bound(self):
+        return jnp.any(self.params_at_bound, axis=-1)
+
 
 @dataclasses.dataclass(frozen=True)
 class FitResult(FitFields):
@@ -112,33 +138,6 @@ class FitResult(FitFields):
             bound if it is not part of the model.
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
     """
-
-
-    # -- derived quantities ----------------------------------------------------------
-    @property
-    def nparams(self) -> int:
-        return len(self.names)
-
-    @property
-    def aic(self):
-        return 2.0 * self.nparams - 2.0 * self.loglik
-
-    @property
-    def aicc(self):
-        n, k = self.nobs, self.nparams
-        if n is None or n - k - 1 <= 0:
-            return jnp.nan * self.loglik
-        return self.aic + 2.0 * k * (k + 1) / (n - k - 1)
-
-    @property
-    def bic(self):
-        if not self.nobs:
-            return jnp.nan * self.loglik
-        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
-
-    @property
-    def at_bound(self):
-        return jnp.any(self.params_at_bound, axis=-1)
 
     @property
     def message(self) -> str:
