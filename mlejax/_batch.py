@@ -39,7 +39,7 @@ from ._fit import (
     prepare_data,
 )
 from ._result import FitFields, FitResult, _check_level
-from ._status import ConvergenceWarning, HessianWarning, PrecisionWarning, Status
+from ._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 from ._status import message as status_message
 
 __all__ = ["fit_batch", "BatchFitResult"]
@@ -453,13 +453,7 @@ def _warn_batch(res, stacklevel=3):
             HessianWarning,
             stacklevel=stacklevel,
         )
-    if jnp.result_type(res.loglik) == jnp.float32:
-        warnings.warn(
-            "standard errors were computed in float32 and may be inaccurate; enable float64 "
-            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
-            PrecisionWarning,
-            stacklevel=stacklevel,
-        )
+    warn_if_float32(jnp.result_type(res.loglik), stacklevel)
 
 
 # -- the result ---------------------------------------------------------------------

@@ -25,8 +25,8 @@ from ._solvers import Objective, OptaxAscent, make_solver
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
-    PrecisionWarning,
     Status,
+    warn_if_float32,
 )
 
 _DEFAULT_MAXITER = {"newton": 200, "lbfgs": 2000, "optax": 10_000}
@@ -423,13 +423,7 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             HessianWarning,
             stacklevel=stacklevel,
         )
-    if res.loglik.dtype == np.float32:
-        warnings.warn(
-            "standard errors were computed in float32 and may be inaccurate; enable float64 "
-            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
-            PrecisionWarning,
-            stacklevel=stacklevel,
-        )
+    warn_if_float32(jnp.result_type(res.loglik), stacklevel)
 
 
 __all__ = ["fit"]

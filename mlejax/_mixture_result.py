@@ -24,7 +24,7 @@ import numpy as np
 from jax import lax
 
 from ._inference import analyse_information
-from ._status import ConvergenceWarning, HessianWarning, PrecisionWarning, Status
+from ._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 
 _MESSAGES = {
     Status.SUCCESS: "converged: the log-likelihood changed by less than tol per observation",
@@ -251,13 +251,7 @@ def build_result(model, out, x, w, *, tol, stderr=True):
     se = cov = info = None
     flags = (jnp.asarray(False),) * 3
     if stderr:
-        if jnp.result_type(out["loglik"]) == jnp.float32:
-            warnings.warn(
-                "standard errors were computed in float32 and may be inaccurate; enable float64 "
-                "with jax.config.update('jax_enable_x64', True) before creating arrays.",
-                PrecisionWarning,
-                stacklevel=3,
-            )
+        warn_if_float32(jnp.result_type(out["loglik"]), 3)
         nfree = model.nparams(x)
         width = model.n_components * max(1, math.prod(x.shape[1:]))
         chunk = _chunk_size(x.shape[0], nfree, width)

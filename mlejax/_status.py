@@ -74,3 +74,18 @@ class HessianWarning(MLEJaxWarning):
 
 class PrecisionWarning(MLEJaxWarning):
     """Standard errors computed in float32; enable x64 for inference."""
+
+
+def warn_if_float32(dtype, stacklevel: int) -> None:
+    """The one float32 guard: warn that standard errors need float64."""
+    import warnings
+
+    import numpy as np
+
+    if np.dtype(dtype) == np.float32:
+        warnings.warn(
+            "standard errors were computed in float32 and may be inaccurate; enable float64 "
+            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
+            PrecisionWarning,
+            stacklevel=stacklevel + 1,
+        )
