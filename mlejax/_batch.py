@@ -39,8 +39,7 @@ from ._fit import (
     prepare_data,
 )
 from ._result import FitFields, FitResult, _check_level
-from ._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
-from ._status import message as status_message
+from ._status import BatchStatus, ConvergenceWarning, HessianWarning, Status, warn_if_float32
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -460,7 +459,7 @@ def _warn_batch(res, stacklevel=3):
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchFitResult(FitFields):
+class BatchFitResult(FitFields, BatchStatus):
     """The result of :func:`mlejax.fit_batch`: the fields of :class:`FitResult`,
     each with a leading batch axis (one entry per fit).
 
@@ -527,20 +526,6 @@ class BatchFitResult(FitFields):
         return FitResult(**self._arrays(), **{k: getattr(self, k) for k in _META})
 
     # -- derived quantities ----------------------------------------------------------
-    @property
-    def n_converged(self) -> int:
-        return int(np.sum(np.asarray(self.converged)))
-
-    @property
-    def message(self) -> tuple:
-        """Per fit, its status in words (``res[i].message`` adds the flags)."""
-        return tuple(status_message(s) for s in np.asarray(self.status))
-
-    def status_counts(self) -> dict:
-        """``{status name: number of fits}``, most frequent first."""
-        codes, counts = np.unique(np.asarray(self.status), return_counts=True)
-        order = np.argsort(-counts, kind="stable")
-        return {Status(int(codes[i])).name: int(counts[i]) for i in order}
 
     # -- inference -------------------------------------------------------------------
     def conf_int(self, level: float = 0.95, method: str = "wald"):

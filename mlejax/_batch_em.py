@@ -17,9 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._batch import chunked_vmap, plan_chunks
-from ._em import DEFAULT_MAXITER, DEFAULT_TOL, INIT_METHODS, check_int, check_nonneg_float, em_pure
-from ._status import Status
-from ._status import message as status_message
+from ._em import DEFAULT_MAXITER, DEFAULT_TOL, check_em_options, em_pure
+from ._status import BatchStatus, Status
 
 __all__ = ["em_batch", "BatchMixtureResult"]
 
@@ -61,16 +60,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         (with its standard errors). A dataset with NaN/inf gets status
         ``NONFINITE_DATA`` instead of an error.
     """
-    if not hasattr(model, "e_step"):
-        raise TypeError(
-            f"model has type {type(model).__name__}; use mj.GaussianMixture, mj.PoissonMixture, "
-            "mj.BernoulliMixture, mj.ExponentialMixture or mj.Mixture."
-        )
-    n_init = check_int("n_init", n_init, 1, "use n_init=1 or more restarts")
-    maxiter = check_int("maxiter", maxiter, 1, "EM needs at least one iteration (e.g. maxiter=1000)")
-    tol = check_nonneg_float("tol", tol, "use e.g. tol=1e-6, or tol=0 to run exactly maxiter iterations")
-    if init_method not in INIT_METHODS:
-        raise ValueError(f"init_method={init_method!r} is not known; use one of {INIT_METHODS}.")
+    n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     arr = data if isinstance(data, jax.Array) else np.asarray(data)
     if arr.ndim not in (2, 3) or arr.shape[0] == 0:
         raise ValueError(
@@ -127,7 +117,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BatchMixtureResult:
+class BatchMixtureResult(BatchStatus):
     """The result of :func:`mlejax.em_batch`: the fields of :class:`MixtureResult`
     that EM itself produces, each with a leading batch axis. ``res[i]`` is dataset
     ``i`` as a full :class:`MixtureResult` (standard errors computed then)."""
@@ -167,18 +157,6 @@ class BatchMixtureResult:
         x = self._x[i]
         return build_result(self._model, out, x, jnp.ones((x.shape[0],), x.dtype), tol=self._tol)
 
-    @property
-    def n_converged(self) -> int:
-        return int(np.sum(np.asarray(self.converged)))
-
-    @property
-    def message(self) -> tuple:
-        return tuple(status_message(s) for s in np.asarray(self.status))
-
-    def status_counts(self) -> dict:
-        codes, counts = np.unique(np.asarray(self.status), return_counts=True)
-        order = np.argsort(-counts, kind="stable")
-        return {Status(int(codes[i])).name: int(counts[i]) for i in order}
 
     def summary(self) -> str:
         n, counts = len(self), self.status_counts()

@@ -232,6 +232,21 @@ def _check_components_vs_points(x, w, k):
         )
 
 
+def check_em_options(model, n_init, maxiter, tol, init_method):
+    """The options ``em`` and ``em_batch`` share, validated: ``(n_init, maxiter, tol)``."""
+    if not hasattr(model, "e_step"):
+        raise TypeError(
+            f"model has type {type(model).__name__}; use mj.GaussianMixture, mj.PoissonMixture, "
+            "mj.BernoulliMixture, mj.ExponentialMixture or mj.Mixture."
+        )
+    n_init = check_int("n_init", n_init, 1, "use n_init=1 or more restarts")
+    maxiter = check_int("maxiter", maxiter, 1, "EM needs at least one iteration (e.g. maxiter=1000)")
+    tol = check_nonneg_float("tol", tol, "use e.g. tol=1e-6, or tol=0 to run exactly maxiter iterations")
+    if init_method not in INIT_METHODS:
+        raise ValueError(f"init_method={init_method!r} is not known; use one of {INIT_METHODS}.")
+    return n_init, maxiter, tol
+
+
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
        weights=None, init_method="kmeans", stderr=None):
     """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
@@ -266,16 +281,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
     """
     from ._mixture_result import build_result
 
-    if not hasattr(model, "e_step"):
-        raise TypeError(
-            f"model has type {type(model).__name__}; use mj.GaussianMixture, mj.PoissonMixture, "
-            "mj.BernoulliMixture, mj.ExponentialMixture or mj.Mixture."
-        )
-    n_init = check_int("n_init", n_init, 1, "use n_init=1 or more restarts")
-    maxiter = check_int("maxiter", maxiter, 1, "EM needs at least one iteration (e.g. maxiter=1000)")
-    tol = check_nonneg_float("tol", tol, "use e.g. tol=1e-6, or tol=0 to run exactly maxiter iterations")
-    if init_method not in INIT_METHODS:
-        raise ValueError(f"init_method={init_method!r} is not known; use one of {INIT_METHODS}.")
+    n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     x = model.validate_data(data)
     if hasattr(model, "bind"):
         model = model.bind(x)

@@ -7,6 +7,9 @@ the message is derived from it on the host.
 from __future__ import annotations
 
 import enum
+import warnings
+
+import numpy as np
 
 
 class Status(enum.IntEnum):
@@ -59,6 +62,25 @@ def message(status) -> str:
     return MESSAGES[Status(int(status))]
 
 
+class BatchStatus:
+    """Per-fit statuses of a batch of results (a mixin for the batch result classes)."""
+
+    @property
+    def n_converged(self) -> int:
+        return int(np.sum(np.asarray(self.converged)))
+
+    @property
+    def message(self) -> tuple:
+        """Per fit, its status in words (``res[i].message`` adds the flags)."""
+        return tuple(message(s) for s in np.asarray(self.status))
+
+    def status_counts(self) -> dict:
+        """``{status name: number of fits}``, most frequent first."""
+        codes, counts = np.unique(np.asarray(self.status), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        return {Status(int(codes[i])).name: int(counts[i]) for i in order}
+
+
 class MLEJaxWarning(UserWarning):
     """Base class of mlejax's warnings."""
 
@@ -78,10 +100,6 @@ class PrecisionWarning(MLEJaxWarning):
 
 def warn_if_float32(dtype, stacklevel: int) -> None:
     """The one float32 guard: warn that standard errors need float64."""
-    import warnings
-
-    import numpy as np
-
     if np.dtype(dtype) == np.float32:
         warnings.warn(
             "standard errors were computed in float32 and may be inaccurate; enable float64 "
