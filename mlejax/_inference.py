@@ -36,6 +36,18 @@ class InfoAnalysis(NamedTuple):
     null_vector: Any  # the least-determined parameter combination (unit vector)
 
 
+def _scaled_eigh(info):
+    """Eigen-decomposition of the correlation-scaled information ``D^-1 I D^-1``
+    (``D = sqrt|diag I|``, 1 where 0): ``(finite, d, w, v)``; a non-finite
+    information is replaced by the identity and flagged by ``finite``."""
+    finite = jnp.all(jnp.isfinite(info))
+    safe = jnp.where(finite, info, jnp.eye(info.shape[0], dtype=info.dtype))
+    dg = jnp.diag(safe)
+    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
+    w, v = small_eigh(safe / jnp.outer(d, d))
+    return finite, d, w, v
+
+
 def analyse_information(info) -> InfoAnalysis:
     """Eigen-analysis of the correlation-scaled information matrix.
 
@@ -45,12 +57,7 @@ def analyse_information(info) -> InfoAnalysis:
     k = info.shape[0]
     dtype = info.dtype
     eps = jnp.finfo(dtype).eps
-    finite = jnp.all(jnp.isfinite(info))
-    safe = jnp.where(finite, info, jnp.eye(k, dtype=dtype))
-    dg = jnp.diag(safe)
-    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
-    s = safe / jnp.outer(d, d)
-    w, v = small_eigh(s)
+    finite, d, w, v = _scaled_eigh(info)
     wmax = jnp.max(jnp.abs(w), initial=0.0)
     wmin = w[0] if k else jnp.asarray(1.0, dtype)
     singular_tol = 1e4 * eps * wmax
@@ -78,14 +85,8 @@ def pinv_information(info):
     the row space of ``I``) are exact; it equals the plain inverse when ``I`` is
     invertible. NaN if the information is not finite.
     """
-    k = info.shape[0]
-    dtype = info.dtype
-    eps = jnp.finfo(dtype).eps
-    finite = jnp.all(jnp.isfinite(info))
-    safe = jnp.where(finite, info, jnp.eye(k, dtype=dtype))
-    dg = jnp.diag(safe)
-    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
-    w, v = jnp.linalg.eigh(safe / jnp.outer(d, d))
+    eps = jnp.finfo(info.dtype).eps
+    finite, d, w, v = _scaled_eigh(info)
     cut = 1e4 * eps * jnp.max(jnp.abs(w), initial=0.0)
     winv = jnp.where(jnp.abs(w) > cut, 1.0 / jnp.where(jnp.abs(w) > cut, w, 1.0), 0.0)
     out = (v * winv) @ v.T / jnp.outer(d, d)
