@@ -35,6 +35,7 @@ from ._fit import (
     check_options,
     core,
     core_static,
+    result_meta,
     infer_nobs,
     prepare_data,
 )
@@ -117,6 +118,19 @@ run_chunks = jax.jit(
 
 
 FIRST_PASS_MIN = 32  # iterations every fit gets in the first pass
+
+
+def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit):
+    """Many fits of :func:`core` in chunks and two passes (``fit_batch`` and
+    ``bootstrap``): ``xs`` is what ``make`` maps over, ``static`` the core's static
+    arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
+    dispatch per call)."""
+
+    def call(xs, iters, chunk, n_chunks):
+        return run_chunks(xs, shared, tol, np.asarray(iters, np.int32), codes, make=make,
+                          chunk=chunk, n_chunks=n_chunks, **static)
+
+    return fit_in_two_passes(xs, maxiter, batch_size, per_fit, call)
 
 
 def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
@@ -399,35 +413,13 @@ def fit_batch(
         dyn_b, shared = _split_dyn(dyn, batched)
         make = _FitMaker(batched)
 
-    dtype = default_float_dtype()
     data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
-    tol_arr = np.asarray(tol, dtype)  # numpy scalars: no eager dispatch per call
-
-    def call(xs, iters, chunk, n_chunks):
-        return run_chunks(
-            xs,
-            shared,
-            tol_arr,
-            np.asarray(iters, np.int32),
-            codes,
-            make=make,
-            chunk=chunk,
-            n_chunks=n_chunks,
-            **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
-        )
-
-    per_fit = bytes_per_fit(data_elems, spec.nparams, cov)
-    out = fit_in_two_passes((data, dyn_b), maxiter, batch_size, per_fit, call)
-    res = BatchFitResult(
-        **out,
-        _data=data,
-        names=spec.names,
-        nobs=n,
-        method=getattr(solver, "name", "optax"),
-        cov_type=cov,
-        _spec=spec,
-        _loglik=ll,
+    out = run_fits(
+        (data, dyn_b), shared, np.asarray(tol, default_float_dtype()), codes, make,
+        core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
+        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, cov),
     )
+    res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll))
     if _is_concrete(res.status):
         _warn_batch(res)
     return res

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from ._batch import bytes_per_fit, fit_in_two_passes, run_chunks
+from ._batch import bytes_per_fit, run_fits
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
 from ._result import FitResult, _check_level
@@ -103,23 +103,11 @@ def _warm_dyn(res: FitResult, warm_start: bool):
 
 def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems):
     spec = res._spec
-    tol_arr = np.asarray(tol, jnp.result_type(res.loglik))
-
-    def call(xs, iters, chunk, n_chunks):
-        return run_chunks(
-            xs,
-            shared,
-            tol_arr,
-            np.asarray(iters, np.int32),
-            None,
-            make=make,
-            chunk=chunk,
-            n_chunks=n_chunks,
-            **core_static(res._loglik, spec, solver, "observed", res.nobs, None, True),
-        )
-
-    per_fit = bytes_per_fit(data_elems, spec.nparams, "observed")
-    return fit_in_two_passes(xs, maxiter, batch_size, per_fit, call)
+    return run_fits(
+        xs, shared, np.asarray(tol, jnp.result_type(res.loglik)), None, make,
+        core_static(res._loglik, spec, solver, "observed", res.nobs, None, True),
+        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, "observed"),
+    )
 
 
 def bootstrap(

@@ -287,6 +287,12 @@ def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite) -> dict:
                 n_clusters=n_clusters, check_finite=bool(check_finite))
 
 
+def result_meta(spec, nobs, solver, cov, ll) -> dict:
+    """The static fields of a fit result (``FitResult``, ``BatchFitResult``)."""
+    return dict(names=spec.names, nobs=nobs, method=getattr(solver, "name", "optax"),
+                cov_type=cov, _spec=spec, _loglik=ll)
+
+
 def _clusters(clusters, nobs, cov):
     if cov != "cluster":
         if clusters is not None:
@@ -369,17 +375,7 @@ def fit(
         codes,
         **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
     )
-    res = FitResult(
-        **out,
-        _dyn=dyn,
-        _data=data,
-        names=spec.names,
-        nobs=n,
-        method=getattr(solver, "name", "optax"),
-        cov_type=cov,
-        _spec=spec,
-        _loglik=ll,
-    )
+    res = FitResult(**out, _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll))
     if _is_concrete(res.status):
         _raise_or_warn(res, data, finite_leaves)
     return res
