@@ -8,29 +8,12 @@ mlejax never changes ``jax.config``: enable float64 yourself for inference with
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from ._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
-from ._batch_em import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
+from . import dist as dist, mixture as mixture, priors as priors
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
-from ._em import em as em
 from ._fit import fit as fit
-from . import priors as priors
-from ._glm import PerfectSeparationWarning as PerfectSeparationWarning, glm as glm
-from . import dist as dist
-from .dist import fit_dist as fit_dist
 from ._modelfit import ModelResult as ModelResult
-from ._nls import curve_fit as curve_fit
-from ._gmm import GaussianMixture as GaussianMixture
-from ._mixture import (
-    BernoulliMixture as BernoulliMixture,
-    ExponentialMixture as ExponentialMixture,
-    Mixture as Mixture,
-    PoissonMixture as PoissonMixture,
-)
-from ._mixture_result import MixtureResult as MixtureResult
-from ._select import select_components as select_components
-from . import mixture as mixture
 from ._profile import Profile as Profile
 from ._result import DeltaResult as DeltaResult, FitResult as FitResult
 from ._status import (
@@ -40,6 +23,21 @@ from ._status import (
     PrecisionWarning as PrecisionWarning,
     Status as Status,
 )
+from .backends._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
+from .dist import fit_dist as fit_dist
+from .mixture._batch import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
+from .mixture._em import em as em
+from .mixture._gmm import GaussianMixture as GaussianMixture
+from .mixture._mixture import (
+    BernoulliMixture as BernoulliMixture,
+    ExponentialMixture as ExponentialMixture,
+    Mixture as Mixture,
+    PoissonMixture as PoissonMixture,
+)
+from .mixture._result import MixtureResult as MixtureResult
+from .mixture._select import select_components as select_components
+from .models._glm import PerfectSeparationWarning as PerfectSeparationWarning, glm as glm
+from .models._nls import curve_fit as curve_fit
 
 try:
     __version__ = _version("mlejax")

@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr, ndtri
 
-from ._batch import bytes_per_fit, run_fits
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
+from .backends._batch import bytes_per_fit, run_fits
 
 __all__ = ["bootstrap", "BootstrapResult"]
 
@@ -122,7 +122,7 @@ def bootstrap(
     tol=None,
     batch_size=None,
     warm_start: bool = True,
-) -> "BootstrapResult":
+) -> BootstrapResult:
     """Bootstrap a fit: refit ``n_boot`` replicate datasets in one compiled call.
 
     Args:

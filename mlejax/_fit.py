@@ -10,24 +10,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._constraints import parametrize
-from ._driver import minimise
 from ._inference import (
     COV_TYPES,
     analyse_information,
     at_bound,
+    cluster_codes,
     covariance,
     natural_loglik,
     observed_information,
     per_observation_scores,
 )
 from ._result import FitResult
-from ._solvers import Objective, OptaxAscent, make_solver
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
     Status,
     warn_if_float32,
 )
+from .solvers._driver import minimise
+from .solvers._solvers import Objective, OptaxAscent, make_solver
 
 _DEFAULT_MAXITER = {"newton": 200, "lbfgs": 2000, "optax": 10_000}
 _DEFAULT_TOL = {"newton": 1e-10, "lbfgs": 1e-8, "optax": 1e-6}
@@ -293,22 +294,6 @@ def result_meta(spec, nobs, solver, cov, ll) -> dict:
                 cov_type=cov, _spec=spec, _loglik=ll)
 
 
-def _clusters(clusters, nobs, cov):
-    if cov != "cluster":
-        if clusters is not None:
-            raise ValueError("clusters= is only used with cov='cluster'.")
-        return None, None
-    if clusters is None:
-        raise ValueError("cov='cluster' needs clusters=, one label per observation.")
-    labels = np.asarray(clusters)
-    if labels.ndim != 1 or labels.shape[0] != nobs:
-        raise ValueError(
-            f"clusters has shape {labels.shape}; it needs one label per observation ({nobs},)."
-        )
-    uniq, codes = np.unique(labels, return_inverse=True)
-    if len(uniq) < 2:
-        raise ValueError("cov='cluster' needs at least two clusters.")
-    return jnp.asarray(codes), int(len(uniq))
 
 
 def fit(
@@ -365,7 +350,7 @@ def fit(
     spec, dyn = parametrize(init)
     data = prepare_data(data)
     n = infer_nobs(data) if nobs is None else int(nobs)
-    codes, n_clusters = _clusters(clusters, n, cov)
+    codes, n_clusters = cluster_codes(clusters, n, cov)
     dtype = dyn.values[0].dtype
     out, finite_leaves = _core_jit(
         dyn,

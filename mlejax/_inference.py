@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._linalg import eigh as small_eigh
 
@@ -148,3 +149,21 @@ def at_bound(phi, stderr, low, high):
         jnp.isfinite(stderr), dist <= 0.5 * stderr, dist <= 1e-8 * jnp.maximum(jnp.abs(phi), 1.0)
     )
     return near & (jnp.isfinite(low) | jnp.isfinite(high))
+
+def cluster_codes(clusters, nobs, cov):
+    """Cluster labels as integer codes and their count (``(None, None)`` unless ``cov='cluster'``)."""
+    if cov != "cluster":
+        if clusters is not None:
+            raise ValueError("clusters= is only used with cov='cluster'.")
+        return None, None
+    if clusters is None:
+        raise ValueError("cov='cluster' needs clusters=, one label per observation.")
+    labels = np.asarray(clusters)
+    if labels.ndim != 1 or labels.shape[0] != nobs:
+        raise ValueError(
+            f"clusters has shape {labels.shape}; it needs one label per observation ({nobs},)."
+        )
+    uniq, codes = np.unique(labels, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError("cov='cluster' needs at least two clusters.")
+    return jnp.asarray(codes), int(len(uniq))

@@ -32,9 +32,9 @@ import numpy as np
 from jax import lax
 
 from ._constraints import ParamValues
-from ._driver import minimise
-from ._solvers import Newton, Objective
 from ._status import ConvergenceWarning, HessianWarning, Status
+from .solvers._driver import minimise
+from .solvers._solvers import Newton, Objective
 
 _INNER_TOL = 1e-10
 _INNER_MAXITER = 100

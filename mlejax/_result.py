@@ -12,6 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
+from ._inference import (
+    COV_TYPES,
+    analyse_information,
+    cluster_codes,
+    covariance,
+    per_observation_scores,
+    pinv_information,
+)
 from ._status import Status, message as status_message
 
 
@@ -262,7 +270,7 @@ class FitResult(FitFields):
         se = jnp.sqrt(jnp.diag(cov))
         return DeltaResult(est_tree, unravel(se), cov)
 
-    def with_cov(self, cov_type: str, *, clusters=None, expected_information=None) -> "FitResult":
+    def with_cov(self, cov_type: str, *, clusters=None, expected_information=None) -> FitResult:
         """The same fit with another covariance (and standard errors) attached.
 
         ``cov_type``:
@@ -289,14 +297,6 @@ class FitResult(FitFields):
 
         The diagnostic flags (which describe the observed information) are kept.
         """
-        from ._inference import (
-            COV_TYPES,
-            analyse_information,
-            covariance,
-            pinv_information,
-            per_observation_scores,
-        )
-
         _check_single_fit(self, "with_cov()")
         known = COV_TYPES + ("expected", "pinv")
         if cov_type not in known:
@@ -326,9 +326,7 @@ class FitResult(FitFields):
         else:
             codes = n_clusters = None
             if cov_type == "cluster":
-                from ._fit import _clusters
-
-                codes, n_clusters = _clusters(clusters, self.nobs, "cluster")
+                codes, n_clusters = cluster_codes(clusters, self.nobs, "cluster")
             if getattr(self._loglik, "log_prior", None) is not None:
                 raise ValueError("a MAP fit (log_prior) only has cov_type 'observed' or 'pinv'.")
             scores = None

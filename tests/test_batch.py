@@ -10,7 +10,7 @@ import pytest
 from jax.scipy import stats
 
 import mlejax as mj
-import mlejax._batch as batch_mod
+import mlejax.backends._batch as batch_mod
 from mlejax import Status
 
 TOL = dict(rtol=1e-10, atol=1e-12)

@@ -33,7 +33,7 @@ def test_em_batch_equals_a_loop_of_single_em_fits_and_reports_bad_datasets():
         assert int(one.n_iter) == int(res.n_iter[i]) and bool(one.converged)
         np.testing.assert_allclose(float(res.loglik[i]), float(one.loglik), rtol=1e-10)
         jax.tree_util.tree_map(
-            lambda a, b: np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-10,
+            lambda a, b, i=i: np.testing.assert_allclose(np.asarray(a)[i], np.asarray(b), rtol=1e-10,
                                                     atol=1e-12),
             res.params,
             one.params,

@@ -11,7 +11,7 @@ from sklearn.datasets import load_iris
 from sklearn.mixture import GaussianMixture as SkGMM
 
 import mlejax as mj
-from mlejax import _em
+from mlejax.mixture import _em
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -138,7 +138,7 @@ def test_standard_errors_match_monte_carlo():
     """The spread of the estimates over simulated datasets matches the standard
     errors from the observed information of the marginal likelihood. All datasets
     are fitted at once: EM and standard errors vmapped in one compiled function."""
-    from mlejax._mixture_result import mixture_stderr
+    from mlejax.mixture._result import mixture_stderr
 
     rng = np.random.default_rng(5)
     truth = {

@@ -52,7 +52,7 @@ def _null(ll):
 NULL = {logit_ll: _null(logit_ll), poisson_ll: _null(poisson_ll)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fits(kind):
     """mlejax fits of the full and the restricted (intercept-only, slopes mj.Fixed(0.0))
     models, and the statsmodels fits of both."""

@@ -4,7 +4,6 @@ benchmarks/nist_strd.py; here a fast subset, including higher-difficulty dataset
 BoxBOD's start 1 (the classic false-success trap)."""
 
 import importlib.util
-import warnings
 from pathlib import Path
 
 import jax.numpy as jnp

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._constraints import (
+from .._constraints import (
     ParamSpec,
     ParamValues,
     default_float_dtype,
@@ -28,19 +28,25 @@ from ._constraints import (
     is_marker,
     parametrize,
 )
-from ._fit import (
-    _clusters,
-    _is_concrete,
+from .._fit import (
     _ById,
+    _is_concrete,
     check_options,
     core,
     core_static,
-    result_meta,
     infer_nobs,
     prepare_data,
+    result_meta,
 )
-from ._result import FitFields, FitResult, _check_level
-from ._status import BatchStatus, ConvergenceWarning, HessianWarning, Status, warn_if_float32
+from .._inference import cluster_codes
+from .._result import FitFields, FitResult, _check_level
+from .._status import (
+    BatchStatus,
+    ConvergenceWarning,
+    HessianWarning,
+    Status,
+    warn_if_float32,
+)
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -156,7 +162,7 @@ def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
     for start in range(0, redo.size, size):
         part = redo[start : start + size]
         idx = np.concatenate([part, np.full(size - part.size, part[-1])])
-        again = call(jax.tree_util.tree_map(lambda a: a[idx], xs), maxiter, *plan)
+        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter, *plan)
         out = jax.tree_util.tree_map(
             lambda a, r, part=part: a.at[part].set(r[: part.size]), out, again
         )
@@ -304,7 +310,7 @@ def _split_dyn(dyn, batched):
     )
 
 
-_INIT_FN_SPECS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_INIT_FN_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _init_fn_spec(init_fn, data0):
@@ -340,7 +346,7 @@ def fit_batch(
     nobs=None,
     check_finite=True,
     log_prior=None,
-) -> "BatchFitResult":
+) -> BatchFitResult:
     """Fit ``loglik`` to ``B`` datasets at once: one compiled call, one result per fit.
 
     ``fit_batch(loglik, init, data)`` gives the same estimates, standard errors and
@@ -391,7 +397,7 @@ def fit_batch(
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
     n = infer_nobs(data0) if nobs is None else int(nobs)
-    codes, n_clusters = _clusters(clusters, n, cov)
+    codes, n_clusters = cluster_codes(clusters, n, cov)
 
     if init_fn is not None:
         if not callable(init_fn):

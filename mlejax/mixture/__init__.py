@@ -18,5 +18,5 @@ from ._mixture import (
     StudentT as StudentT,
     Weibull as Weibull,
 )
-from ._mixture_result import MixtureResult as MixtureResult
+from ._result import MixtureResult as MixtureResult
 from ._select import ComponentSelection as ComponentSelection, select_components as select_components

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special, stats
 
-from ._constraints import Bounded, Positive
-from ._fit import fit
-from ._modelfit import (
+from .._constraints import Bounded, Positive
+from .._fit import fit
+from .._modelfit import (
     cached,
     check_finite_array,
     check_weights,
@@ -34,7 +34,7 @@ from ._modelfit import (
     warn_result,
     with_information_jit,
 )
-from ._status import Status
+from .._status import Status
 
 _EULER = 0.5772156649015329
 

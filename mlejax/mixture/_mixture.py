@@ -21,11 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, xlog1py, xlogy
 
-from ._constraints import Bounded, FIXED, ParamValues, Positive, default_float_dtype, parametrize
-from ._driver import minimise
-from ._fit import _ById
+from .._constraints import (
+    FIXED,
+    Bounded,
+    Positive,
+    default_float_dtype,
+    parametrize,
+)
+from .._fit import _ById
+from ..solvers._driver import minimise
+from ..solvers._solvers import Newton, Objective
 from ._gmm import validate_weights
-from ._solvers import Newton, Objective
 
 _TINY = 1e-300
 

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ._inference import analyse_information
-from ._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
+from .._inference import analyse_information
+from .._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 
 _MESSAGES = {
     Status.SUCCESS: "converged: the log-likelihood changed by less than tol per observation",

@@ -16,10 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._constraints import parametrize
-from ._driver import minimise
-from ._fit import fit
-from ._modelfit import (
+from .._constraints import parametrize
+from .._fit import fit
+from .._modelfit import (
     cached,
     check_finite_array,
     check_weights,
@@ -28,7 +27,8 @@ from ._modelfit import (
     to_model_result,
     warn_result,
 )
-from ._status import Status
+from .._status import Status
+from ..solvers._driver import minimise
 
 RUNNING = int(Status.RUNNING)
 

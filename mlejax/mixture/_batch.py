@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._batch import chunked_vmap, plan_chunks
+from .._status import BatchStatus, Status
+from ..backends._batch import chunked_vmap, plan_chunks
 from ._em import DEFAULT_MAXITER, DEFAULT_TOL, check_em_options, em_pure
-from ._status import BatchStatus, Status
 
 __all__ = ["em_batch", "BatchMixtureResult"]
 
@@ -38,7 +38,7 @@ _em_chunks_jit = jax.jit(_em_chunks, static_argnums=(0, 6, 7, 8, 9))
 
 
 def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL,
-             init_method="kmeans", batch_size=None) -> "BatchMixtureResult":
+             init_method="kmeans", batch_size=None) -> BatchMixtureResult:
     """Fit ``model`` by EM to each of ``B`` datasets of the same shape, at once.
 
     ``em_batch(model, data, key=key)`` gives dataset ``i`` exactly what
@@ -138,7 +138,7 @@ class BatchMixtureResult(BatchStatus):
         return int(np.shape(self.loglik)[0])
 
     def __getitem__(self, i):
-        from ._mixture_result import build_result
+        from ._result import build_result
 
         i = int(i)
         if not -len(self) <= i < len(self):

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 from jax import lax
 
-from ._status import Status
+from .._status import Status
 
 RUNNING = int(Status.RUNNING)
 

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
-from ._status import ConvergenceWarning, Status
 
 RUNNING = int(Status.RUNNING)
 INIT_METHODS = ("kmeans", "kmeans++", "random")
@@ -279,7 +279,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
     """
-    from ._mixture_result import build_result
+    from ._result import build_result
 
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     x = model.validate_data(data)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special, stats
 
-from ._constraints import Positive
-from ._fit import fit
-from ._modelfit import (
+from .._constraints import Positive
+from .._fit import fit
+from .._modelfit import (
     cached,
     check_finite_array,
     check_weights,
@@ -23,8 +24,8 @@ from ._modelfit import (
     to_model_result,
     warn_result,
 )
-from ._status import HessianWarning, Status
-from .dist import nb2_logpmf
+from .._status import HessianWarning, Status
+from ..dist import nb2_logpmf
 
 
 class PerfectSeparationWarning(HessianWarning):

@@ -13,14 +13,15 @@ Solvers are frozen dataclasses (hashable), so they are part of the jit cache key
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from ._linalg import eigh as small_eigh
-from ._status import Status
+from .._linalg import eigh as small_eigh
+from .._status import Status
 
 RUNNING = int(Status.RUNNING)
 

@@ -1,0 +1,7 @@
+"""Backends: how many fits (or one fit's data) are spread over memory and devices.
+
+Today: the chunked ``vmap`` behind :func:`mlejax.fit_batch` (also used by the
+bootstrap and ``em_batch``). Sharded and streamed data go in this room.
+"""
+
+from ._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
