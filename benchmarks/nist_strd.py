@@ -8,8 +8,8 @@ Pass mark: values >= 6 digits, standard errors >= 4.
 
     .venv/bin/python benchmarks/nist_strd.py [Dataset ...]
 
-The data are read in place from ``../shared/reference/nist_strd`` (relative to the
-repository root), or from ``$NIST_STRD_DIR``.
+The data ship with the repository in ``benchmarks/data/nist_strd`` (NIST StRD, public
+domain, NIST's own file names and headers), or are read from ``$NIST_STRD_DIR``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import mlejax as mj  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("NIST_STRD_DIR", ROOT.parent / "shared" / "reference" / "nist_strd"))
+DATA_DIR = Path(os.environ.get("NIST_STRD_DIR", ROOT / "benchmarks" / "data" / "nist_strd"))
 
 PI = jnp.pi
 

@@ -19,7 +19,9 @@ _spec = importlib.util.spec_from_file_location(
 nist = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(nist)
 
-pytestmark = pytest.mark.skipif(not nist.DATA_DIR.exists(), reason="NIST StRD data not found")
+
+def test_nist_data_ship_with_the_repository():
+    assert len(list(nist.DATA_DIR.glob("*.dat"))) == 27, nist.DATA_DIR
 
 
 @pytest.mark.parametrize("name", ["Misra1a", "MGH09", "BoxBOD"])  # lower, higher, the trap
