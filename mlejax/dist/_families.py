@@ -83,8 +83,8 @@ def _is_int(x):
 
 _SUPPORT = {
     "real": (lambda x: True, "real numbers"),
-    "positive": (lambda x: np.all(x > 0), "positive numbers (x > 0)"),
-    "nonneg": (lambda x: np.all(x >= 0), "non-negative numbers"),
+    "positive": (lambda x: np.all(x > 0), "positive numbers (> 0)"),
+    "nonneg": (lambda x: np.all(x >= 0), "non-negative counts (integers or not)"),
     "unit": (lambda x: np.all((x > 0) & (x < 1)), "numbers strictly between 0 and 1"),
     "proportion": (lambda x: np.all((x >= 0) & (x <= 1)), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
     "binary": (lambda x: np.all((x == 0) | (x == 1)), "0/1 values"),
@@ -159,12 +159,13 @@ class Family:
         """The data as ``logpdf`` takes them (e.g. labels to one-hot)."""
         return x
 
-    def check(self, x: np.ndarray, name: str = "x", support: str | None = None) -> None:
-        """Refuse data outside the support with an error naming the argument ``name``."""
+    def check(self, x: np.ndarray, name: str = "x", support: str | None = None, owner: str | None = None) -> None:
+        """Refuse data outside the support (``support``: another entry of the support
+        table, e.g. a GLM's ``response_support``) with an error naming ``name``."""
         ok, what = _SUPPORT[support or self.support]
         if not ok(x):
             raise ValueError(
-                f"{name} is outside the support of {type(self).__name__}: it needs {what}. "
+                f"{name} is outside the support of {owner or type(self).__name__}: it needs {what}. "
                 "Check the data or choose another family."
             )
 
@@ -311,8 +312,8 @@ class Binomial(Family):
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
             raise ValueError(f"n={self.n!r}: the number of trials must be an integer >= 1.")
 
-    def check(self, x, name="x", support=None):
-        super().check(x, name, support)
+    def check(self, x, name="x", support=None, owner=None):
+        super().check(x, name, support, owner)
         if np.any(x > self.n):
             raise ValueError(f"{name} has values above n={self.n} (e.g. {x[x > self.n][0]}); "
                              f"a {type(self).__name__} count is at most the number of trials.")
@@ -588,7 +589,7 @@ class Multinomial(Family):
         p = params["p"]
         return jnp.concatenate([p, 1.0 - jnp.sum(p, keepdims=True)])
 
-    def check(self, x, name="x", support=None):
+    def check(self, x, name="x", support=None, owner=None):
         if x.ndim != 2 or x.shape[1] != self.k:
             raise ValueError(f"{name} has shape {x.shape}; Multinomial(k={self.k}) needs rows of {self.k} counts.")
         if not (np.all(x >= 0) and _is_int(x)) or np.any(x.sum(axis=1) != self.n):
@@ -616,7 +617,7 @@ class Categorical(Multinomial):
     """Categorical over ``k`` categories: each observation is a label 0..k-1. Same
     parameters as ``Multinomial(k, n=1)`` (``p``: the first ``k - 1`` probabilities)."""
 
-    def check(self, x, name="x", support=None):
+    def check(self, x, name="x", support=None, owner=None):
         if x.ndim != 1 or not (np.all((x >= 0) & (x < self.k)) and _is_int(x)):
             raise ValueError(f"{name} is outside the support: labels must be integers 0..{self.k - 1} in a 1-d array.")
 
@@ -646,7 +647,7 @@ class MultivariateNormal(Family):
         c = jnp.zeros((self.d, self.d), params["cov"].dtype).at[i, j].set(params["cov"])
         return c + jnp.tril(c, -1).T
 
-    def check(self, x, name="x", support=None):
+    def check(self, x, name="x", support=None, owner=None):
         if x.ndim != 2 or x.shape[1] != self.d:
             raise ValueError(f"{name} has shape {x.shape}; MultivariateNormal(d={self.d}) needs rows of {self.d} values.")
 
@@ -832,8 +833,8 @@ class Renamed(Family):
     def prepare(self, x):
         return self.base.prepare(x)
 
-    def check(self, x, name="x", support=None):
-        self.base.check(x, name, support)
+    def check(self, x, name="x", support=None, owner=None):
+        self.base.check(x, name, support, owner)
 
 
 FAMILIES = (
