@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -226,8 +227,6 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             )
     out = to_model_result(res, extras, notes)
     if notes:
-        import warnings
-
         warnings.warn(out.message, PerfectSeparationWarning, stacklevel=2)
     else:
         warn_result(out, stacklevel=2)
