@@ -32,8 +32,11 @@ def gamma_fit():
 
 
 def _vlines(ax):
-    return sorted(float(ln.get_xdata()[0]) for ln in ax.get_lines()
-                  if len(ln.get_xdata()) == 2 and ln.get_xdata()[0] == ln.get_xdata()[1] and ln.get_linestyle() in (":", "--"))
+    def vertical(ln):
+        x = ln.get_xdata()
+        return len(x) == 2 and x[0] == x[1] and ln.get_linestyle() in (":", "--")
+
+    return sorted(float(ln.get_xdata()[0]) for ln in ax.get_lines() if vertical(ln))
 
 
 def test_profile_plot_lines_at_profile_interval(gamma_fit, tmp_path):

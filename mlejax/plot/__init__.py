@@ -15,10 +15,10 @@ the user's own figures:
 - :func:`bootstrap`: the bootstrap distribution of a parameter with its intervals.
 """
 
+from ._common import save as save
 from ._dist import density as density, dist_diagnostics as dist_diagnostics, pp as pp, qq as qq
 from ._inference import bootstrap as bootstrap, profile as profile, profile_2d as profile_2d, trace as trace
 from ._mixture import mixture as mixture
-from ._common import save as save
 
 __all__ = ["profile", "profile_2d", "density", "qq", "pp", "dist_diagnostics", "mixture", "trace", "bootstrap",
            "save"]
