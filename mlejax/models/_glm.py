@@ -26,6 +26,7 @@ from .._modelfit import (
     warn_result,
 )
 from .._status import HessianWarning, Status
+from ._formula import design
 
 
 class PerfectSeparationWarning(HessianWarning):
@@ -161,13 +162,18 @@ def _separation(res, link, y, x, offset):
     return kind, k
 
 
-def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
+def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights=None, cov="observed",
         method="newton", maxiter=None, tol=None, log_prior=None):
-    """Fit a regression model from a design matrix by maximum likelihood.
+    """Fit a regression model from a design matrix (or a formula) by maximum likelihood.
 
     Args:
-        y: responses, shape ``(n,)``.
-        X: design matrix ``(n, p)`` (add a column of ones for an intercept).
+        y: responses, shape ``(n,)``; or a formula such as ``"y ~ x1 + np.log(x2) + C(g)"``
+            with ``data=`` (needs the optional extra ``formula``: formulaic). Rows with
+            missing values are dropped and the parameter ``names`` are the design
+            matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
+        X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
+            a formula.
+        data: with a formula, a pandas DataFrame (or a dict of columns).
         model: ``"linear"`` (Normal; parameters ``beta``, ``sigma``), ``"logit"``,
             ``"probit"`` (0/1 outcomes or proportions), ``"poisson"``, ``"negbin"``
             (NB2: variance ``mu + alpha mu^2``; ``beta``, ``alpha``), ``"gamma"``
@@ -196,7 +202,17 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         ValueError naming ``y``/``X``/``offset``/``weights`` for a response outside the
         model's support (e.g. y not in [0, 1] for logit, negative counts), shapes that
         do not line up, or NaN/inf.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> X = np.column_stack([np.ones(6), [0.0, 1, 2, 3, 4, 5]])
+        >>> res = mj.glm(np.array([1.0, 0, 2, 4, 3, 7]), X, "poisson")
+        >>> res.names
+        ('beta[0]', 'beta[1]')
     """
+    if isinstance(y, str):
+        return _formula_glm(y, X if data is None else data, model, link=link, offset=offset, weights=weights,
+                            cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior)
     response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
     init = _start(response, lnk, y, x, off, w)
     n = y.shape[0]
@@ -231,6 +247,16 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
     else:
         warn_result(out, stacklevel=2)
     return out
+
+
+def _formula_glm(formula, data, model, **kw):
+    """``glm`` from a formula: the design from :mod:`._formula`, the names from its columns."""
+    y, x, names, rows = design(formula, data)
+    for k in ("offset", "weights"):  # per-row arguments follow the rows kept
+        if kw[k] is not None and len(rows) < len(np.asarray(kw[k])):
+            kw[k] = np.asarray(kw[k])[rows]
+    res = glm(y, x, model, **kw)
+    return dataclasses.replace(res, names=names + res.names[len(names):])
 
 
 def _not_identified(res):
