@@ -147,7 +147,8 @@ def test_row10_unbounded_likelihood():
 
 
 def test_row10_degenerate_normal_is_not_converged():
-    with pytest.warns(mj.ConvergenceWarning):
+    with pytest.warns(mj.HessianWarning, match="only 1 observations for 2 parameters"), \
+            pytest.warns(mj.ConvergenceWarning):
         res = mj.fit(normal_ll, INIT, np.array([1.5]))
     assert not bool(res.converged)
 

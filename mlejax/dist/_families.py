@@ -319,11 +319,16 @@ class Binomial(Family):
                              f"a {type(self).__name__} count is at most the number of trials.")
 
     def _log_choose(self, x):
+        """``log C(n, x)``; ``None`` where it is 0 (Bernoulli)."""
         n = self.n
         return special.gammaln(n + 1.0) - special.gammaln(x + 1.0) - special.gammaln(n - x + 1.0)
 
+    def _with_choose(self, x, lp):
+        lc = self._log_choose(x)
+        return lp if lc is None else lc + lp
+
     def logpdf(self, p, x):
-        return self._log_choose(x) + special.xlogy(x, p["p"]) + special.xlog1py(self.n - x, -p["p"])
+        return self._with_choose(x, special.xlogy(x, p["p"]) + special.xlog1py(self.n - x, -p["p"]))
 
     def mle(self, x, w):
         return {"p": _wmean(x, w) / self.n}
@@ -341,7 +346,7 @@ class Binomial(Family):
     def response_logpdf(self, y, eta, link, nuisance):
         # log P(success) and log P(failure) from eta directly (stable in the tails).
         lp, lq = link.log_probs(eta)
-        return self._log_choose(y) + jnp.where(y > 0, y * lp, 0.0) + jnp.where(y < self.n, (self.n - y) * lq, 0.0)
+        return self._with_choose(y, jnp.where(y > 0, y * lp, 0.0) + jnp.where(y < self.n, (self.n - y) * lq, 0.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +358,7 @@ class Bernoulli(Binomial):
     response_support: ClassVar[str] = "proportion"
 
     def _log_choose(self, x):
-        return 0.0  # log C(1, x) on {0, 1}; left out for proportions
+        return None  # log C(1, x) = 0 on {0, 1}; left out for proportions
 
     def sample(self, key, p, n):
         return _float(jax.random.bernoulli(key, p["p"], _draw_shape(n, p["p"])))
