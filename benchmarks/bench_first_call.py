@@ -100,8 +100,6 @@ PEER_NAMES = {
 
 
 def _jax():
-    sys.path.insert(0, ROOT)
-    sys.path.insert(0, HERE)
     import jax
     import jax.flatten_util
     import jax.scipy.special
@@ -124,7 +122,8 @@ def _timed(fn):
 def hand_newton(negll, u0, maxiter=100):
     """The minimal hand-written Newton a JAX user writes: one ``lax.while_loop``,
     ``solve`` per step, the inverse Hessian for standard errors. Stops on mlejax's
-    scaled-gradient rule ``max|g| max(|u|, 1) / max(|f|, 1) <= TOL``."""
+    scaled-gradient rule ``max|g| max(|u|, 1) / max(|f|, 1) <= TOL``; a NaN keeps it
+    running to ``maxiter`` (then the estimates disagree with mlejax's in the report)."""
     import jax
     import jax.numpy as jnp
 
@@ -133,7 +132,7 @@ def hand_newton(negll, u0, maxiter=100):
     def cond(s):
         u, f, g, it = s
         scaled = jnp.max(jnp.abs(g) * jnp.maximum(jnp.abs(u), 1.0)) / jnp.maximum(jnp.abs(f), 1.0)
-        return (scaled > TOL) & (it < maxiter)
+        return ~(scaled <= TOL) & (it < maxiter)
 
     def body(s):
         u, _, g, it = s
@@ -226,8 +225,7 @@ def weibull_data():
     from mlejax.datasets import censored_weibull
 
     d = censored_weibull(n=50_000, seed=0)
-    start = np.zeros(d["X"].shape[1] + 1)
-    start[0] = np.log(np.mean(d["t"]))  # plain Newton diverges from a zero intercept
+    start = np.append(d["beta"], 0.0)  # plain Newton diverges from zero slopes or a data-based start
     return {k: d[k] for k in ("X", "t", "event")}, start
 
 
@@ -489,25 +487,26 @@ CHILDREN = {"normal": child_normal, "logit": child_logit, "weibull": child_weibu
 # ----------------------------------------------------------------------------------
 
 
-def _env():
+def _env(root):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join([root, HERE] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     for var in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
         env.pop(var, None)  # a user's persistent cache would hide the first-call cost
     return env
 
 
-def _run(cmd, timeout):
+def _run(cmd, timeout, root):
+    """Wall seconds and stdout of ``cmd`` run with ``root``'s mlejax first on the path."""
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(root), timeout=timeout, cwd=root)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}... failed ({out.returncode}):\n{out.stderr[-2000:]}")
     return wall, out.stdout
 
 
-def run_child(case, side, timeout):
-    _, stdout = _run([sys.executable, os.path.abspath(__file__), "--child", case, side], timeout)
+def run_child(case, side, timeout, root):
+    _, stdout = _run([sys.executable, os.path.abspath(__file__), "--child", case, side], timeout, root)
     line = [s for s in stdout.splitlines() if s.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
 
@@ -518,7 +517,7 @@ import mlejax as mj
 path = sys.argv[1]
 if hasattr(mj, "enable_compilation_cache"):
     mj.enable_compilation_cache(path)
-else:  # before mlejax had it: the two settings it makes
+else:  # an mlejax without it: the two settings it makes
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 sys.argv = [sys.argv[2]]
@@ -526,46 +525,51 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def run_quickstart(cache, timeout):
-    """Wall time of `python examples/quickstart.py`; with ``cache`` (a directory) the
-    persistent compilation cache is enabled first: returns (first run, second run)."""
+def run_quickstart(cache, timeout, root):
+    """Wall time of `python examples/quickstart.py` (``root``'s); with ``cache`` (a
+    directory) the persistent compilation cache is enabled first, and the script runs
+    twice: "first_run" (empty cache) and "time" (the second run)."""
+    script = os.path.join(root, "examples", "quickstart.py")
     if cache is None:
-        return {"time": _run([sys.executable, QUICKSTART], timeout)[0]}
-    cmd = [sys.executable, "-c", CACHE_WRAPPER, cache, QUICKSTART]
-    first = _run(cmd, timeout)[0]
-    second = _run(cmd, timeout)[0]
-    n_files = sum(len(f) for _, _, f in os.walk(cache))
-    return {"time": second, "first_run": first, "cache_files": n_files}
+        return {"time": _run([sys.executable, script], timeout, root)[0]}
+    cmd = [sys.executable, "-c", CACHE_WRAPPER, cache, script]
+    first = _run(cmd, timeout, root)[0]
+    second = _run(cmd, timeout, root)[0]
+    return {"time": second, "first_run": first, "cache_files": sum(len(f) for _, _, f in os.walk(cache))}
 
 
-def run_side(case, side, timeout):
+def run_side(case, side, timeout, baseline):
+    """One fresh-process run; side "before" is mlejax imported from the ``baseline`` tree."""
+    root = baseline if side == "before" else ROOT
+    side = "mlejax" if side == "before" else side
     if case == "quickstart":
-        return run_quickstart(None, timeout)
+        return run_quickstart(None, timeout, root)
     if case == "quickstart_cache":
         cache = tempfile.mkdtemp(prefix="mlejax-bench-cache-")
         try:
-            return run_quickstart(cache, timeout)
+            return run_quickstart(cache, timeout, root)
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    return run_child(case, side, timeout)
+    return run_child(case, side, timeout, root)
 
 
-def schedule(cases, repeats, timeout, log):
+def schedule(cases, repeats, timeout, baseline, log):
     """Run every (case, side) ``repeats`` times, interleaved: all sides of all cases in
     one round, the order of the sides reversed every other round."""
-    results = {(c, s): [] for c in cases for s in CASES[c].sides}
+    extra = ("before",) if baseline else ()
+    results = {(c, s): [] for c in cases for s in CASES[c].sides + extra}
     for r in range(repeats):
         for c in cases:
-            sides = CASES[c].sides if r % 2 == 0 else CASES[c].sides[::-1]
-            for s in sides:
+            sides = CASES[c].sides + extra
+            for s in sides if r % 2 == 0 else sides[::-1]:
                 try:
-                    out = run_side(c, s, timeout)
+                    out = run_side(c, s, timeout, baseline)
                 except (RuntimeError, subprocess.TimeoutExpired) as e:
                     out = {"error": str(e).strip().splitlines()[-1][:200]}
                     print(f"  ! {c}/{s}: {out['error']}", file=sys.stderr)
                 results[(c, s)].append(out)
                 if log:
-                    shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items() if k != "est"}
+                    shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items() if k not in ("est", "tree")}
                     print(f"  round {r + 1}/{repeats}  {c:<16} {s:<12} {shown}", flush=True)
     return results
 
@@ -589,34 +593,41 @@ def _max_rel_diff(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
 
 
-def report(cases, results):
+def _check_estimates(c, results, peers):
+    """Print how far each side's estimates are from mlejax's (a diverged peer shows here)."""
+    est = {s: next((r["est"] for r in runs if "est" in r), None) for (case, s), runs in results.items() if case == c}
+    for s in peers:
+        if est.get("mlejax") is not None and est.get(s) is not None:
+            print(f"  {c}: max rel. difference of estimates, mlejax vs {s}: {_max_rel_diff(est['mlejax'], est[s]):.1e}")
+
+
+def report(cases, results, baseline):
     """One row per (case, peer): the best (and median) first call of each, the ratio
-    mlejax / peer of the best times, and the issue's target."""
+    mlejax / peer of the best times, the issue's target, and with a baseline tree
+    its mlejax first call in the same run."""
     rows = []
     for c in cases:
         case = CASES[c]
         mj_runs = results[(c, "mlejax")]
         t_mj = _times(mj_runs)
+        before = [_fmt(_times(results[(c, "before")]))] if baseline else []
         if c == "quickstart":
-            rows.append((case.title, "-", "-", _fmt(t_mj), "-", "<= 6 s wall"))
-            continue
-        if c == "quickstart_cache":
-            rows.append((case.title, "1st run, empty cache", _fmt(_times(mj_runs, "first_run")), _fmt(t_mj),
-                         "-", "2nd run <= 3 s"))
-            continue
+            rows.append((case.title, "-", "-", _fmt(t_mj), "-", "<= 6 s", *before))
+        elif c == "quickstart_cache":
+            first = [_fmt(_times(results[(c, "before")], "first_run")) + " / " + before[0]] if baseline else []
+            rows.append((case.title, "-", "-", _fmt(_times(mj_runs, "first_run")) + " / " + _fmt(t_mj), "-",
+                         "2nd run <= 3 s", *first))
         for peer, target in case.target.items():
             t_peer = _times(results[(c, peer)])
             ratio = f"{min(t_mj) / min(t_peer):.2f}x" if t_mj and t_peer else "-"
             rows.append((case.title, PEER_NAMES[peer], _fmt(t_peer), _fmt(t_mj), ratio,
-                         f"<= {target}x" if target else "reported"))
-            est_mj = next((r["est"] for r in mj_runs if "est" in r), None)
-            est_peer = next((r["est"] for r in results[(c, peer)] if "est" in r), None)
-            if est_mj is not None and est_peer is not None:
-                print(f"  {c}: max rel. difference of estimates mlejax vs {peer}: {_max_rel_diff(est_mj, est_peer):.1e}")
+                         f"<= {target}x" if target else "reported", *before))
+        _check_estimates(c, results, list(case.target) + (["before"] if baseline else []))
         warm = _times(mj_runs, "warm")
         if warm:
             print(f"  {c}: mlejax warm call {min(warm) * 1e3:.1f} ms")
     head = ("case", "peer", "peer first call", "mlejax first call", "ratio mlejax/peer", "target")
+    head += ("mlejax first call, baseline tree",) if baseline else ()
     print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -629,11 +640,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one repeat of every case")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per process")
     ap.add_argument("--json", help="also write the raw results to this file")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another source tree (e.g. an older commit, `git archive`d): its mlejax runs as side "
+                         "'before' in the same interleaved rounds")
     ap.add_argument("--quiet", action="store_true", help="do not print each run as it finishes")
     ap.add_argument("--child", nargs=2, metavar=("CASE", "SIDE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         out = CHILDREN[args.child[0]](args.child[1])
+        if "mlejax" in sys.modules:  # which tree's mlejax ran (the baseline's or this one's)
+            out["tree"] = os.path.dirname(os.path.dirname(sys.modules["mlejax"].__file__))
         print("RESULT " + json.dumps(out))
         return
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -644,8 +660,9 @@ def main(argv=None):
     print(f"{sys.executable}; {os.cpu_count()} CPUs; {repeats} repeat(s), fresh process per run; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     t0 = time.perf_counter()
-    results = schedule(cases, repeats, args.timeout, not args.quiet)
-    report(cases, results)
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
+    results = schedule(cases, repeats, args.timeout, baseline, not args.quiet)
+    report(cases, results, baseline)
     print(f"\n(total {time.perf_counter() - t0:.0f} s; load average now {os.getloadavg()[0]:.1f})")
     if args.json:
         with open(args.json, "w") as f:

@@ -74,6 +74,7 @@ CHILD = textwrap.dedent(
     untouched = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
     events = []
     jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+    jax.jit(lambda x: x * 2.0)(jnp.ones(2))  # JAX already compiled something: enabling late still works
     mj.enable_compilation_cache(sys.argv[1])
     out = jax.jit(lambda x: jnp.sin(x) * 3.0 + 17.25)(jnp.ones(3))  # compiles in microseconds
     print(json.dumps({"untouched": untouched, "value": float(out[0]),
