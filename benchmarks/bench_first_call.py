@@ -356,14 +356,14 @@ def child_weibull(side):
     return {"time": t, "warm": warm, "est": _flat(res.params), "n_iter": int(res.n_iter)}
 
 
-def _second(side, first, second, init, data, k):
+def _second(side, first, second, init, data, u0):
     """Fit ``first`` (untimed), then time the first fit of the new model ``second``;
-    ``init(u)`` maps the hand-written Newton's k-vector to ``second``'s parameters,
-    ``init(None)`` is mlejax's starting pytree."""
+    ``init(u)`` maps the hand-written Newton's vector to the models' parameters
+    (started at ``u0``), ``init(None)`` is mlejax's starting pytree (the same point)."""
     jax = _jax()
     if side == "hand":
         def solver(ll):
-            return jax.jit(lambda d: hand_newton(lambda u: -ll(init(u), d), jax.numpy.zeros(k)))
+            return jax.jit(lambda d: hand_newton(lambda u: -ll(init(u), d), jax.numpy.asarray(u0)))
 
         t1, _ = _timed(lambda: solver(first)(data))
         t, (u, _, it) = _timed(lambda: solver(second)(data))
@@ -380,10 +380,10 @@ def child_second(side):
 
     def init(u):  # hand-written: (mu, log sigma) -> natural; mlejax: its init pytree
         if u is None:
-            return {"mu": 0.0, "sigma": mj.Positive(1.0)}
+            return {"mu": 1.0, "sigma": mj.Positive(1.0)}  # plain Newton diverges from mu=0 here
         return {"mu": u[0], "sigma": jax.numpy.exp(u[1])}
 
-    return _second(side, normal_ll, logistic_dist_ll, init, jax.numpy.asarray(normal_data()), 2)
+    return _second(side, normal_ll, logistic_dist_ll, init, jax.numpy.asarray(normal_data()), [1.0, 0.0])
 
 
 def child_second_logit(side):
@@ -393,7 +393,7 @@ def child_second_logit(side):
     def init(u):
         return jax.numpy.zeros(4) if u is None else u
 
-    return _second(side, logit_ll, probit_ll, init, {"X": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}, 4)
+    return _second(side, logit_ll, probit_ll, init, {"X": jax.numpy.asarray(x), "y": jax.numpy.asarray(y)}, [0.0] * 4)
 
 
 def child_batch(side):
