@@ -11,7 +11,8 @@ Cases (float64):
 
   normal        first fit of a 2-parameter Normal (n=200)
   logit         first fit of a logistic regression (n=5,000, 4 coefficients)
-  weibull       first fit of a right-censored Weibull regression (N=50,000, 7 parameters)
+  weibull       first fit of a right-censored Weibull regression (N=50,000, 7 parameters),
+                  every side started at the true slopes (plain Newton diverges from zero)
                   peers for these three: a minimal hand-written jitted Newton
                   (lax.while_loop + solve, inverse Hessian for SEs, mlejax's scaled-gradient
                   tolerance 1e-10) and scipy.optimize BFGS with the analytic gradient
@@ -38,6 +39,8 @@ Run from the repository root:
     python benchmarks/bench_first_call.py --quick          # 1 repeat (a few minutes)
     python benchmarks/bench_first_call.py --cases normal,logit --repeats 5
     python benchmarks/bench_first_call.py --json out.json  # also save the raw times
+    git archive <old-commit> | tar -x -C /tmp/old && \
+    python benchmarks/bench_first_call.py --baseline /tmp/old   # old mlejax as side "before", same rounds
 
 Only the public API is used (mj.fit, mj.fit_batch, mj.em, mj.GaussianMixture,
 FitResult.conf_int, mj.enable_compilation_cache when it exists), so the script
@@ -59,7 +62,6 @@ from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-QUICKSTART = os.path.join(ROOT, "examples", "quickstart.py")
 TOL = 1e-10  # mlejax's default Newton tolerance on the scaled gradient
 
 
