@@ -5,12 +5,12 @@ import itertools
 import warnings
 
 import hmmlearn.hmm as hl
-from hmmlearn.base import ConvergenceMonitor
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from hmmlearn.base import ConvergenceMonitor
 from scipy import stats
 from scipy.special import logsumexp
 

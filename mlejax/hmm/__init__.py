@@ -5,7 +5,7 @@
 covariance structures of ``mj.GaussianMixture``.
 """
 
-from ._model import GaussianHMM as GaussianHMM, HMM as HMM, hmm_pure as hmm_pure
+from ._model import HMM as HMM, GaussianHMM as GaussianHMM, hmm_pure as hmm_pure
 from ._result import HMMResult as HMMResult
 
 __all__ = ["HMM", "GaussianHMM", "HMMResult", "hmm_pure"]

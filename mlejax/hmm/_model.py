@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._constraints import default_float_dtype
+from .._progress import interval, reporter, reporting
+from .._status import Status
 from ..dist._families import Family
 from ..mixture._em import best_run, check_em_options, em_loop
 from ..mixture._gmm import COVARIANCE_TYPES
@@ -25,6 +27,7 @@ from ..mixture._kmeans import kmeans_resp, random_resp
 from . import _forward
 from ._data import as_sequences, to_device
 from ._emissions import FamilyEmission, Gaussian
+from ._result import build_hmm_result
 
 EMPTY_MASS = 1e-6  # a state whose expected number of visits is below this received no mass
 DEFAULT_TOL = 1e-2  # hmmlearn's default, on the total log-likelihood
@@ -46,6 +49,31 @@ class HMMState(NamedTuple):
     transmat: Any
     emis: Any
     empty: Any  # (K,) bool: the state received no mass in some iteration (kept its parameters)
+
+
+class HMMRun(NamedTuple):
+    """One Baum-Welch run (one restart)."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+    empty: Any
+
+
+class HMMOutput(NamedTuple):
+    """What the compiled Baum-Welch returns (:func:`hmm_pure`): the best restart."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+    empty: Any  # (K,) states that received no mass (kept their parameters)
+    restart_logliks: Any
+    converged: Any
+    nobs: Any  # the number of time steps
 
 
 class HMMStats(NamedTuple):
@@ -271,10 +299,8 @@ class HMM:
 
     # -- the fit ----------------------------------------------------------------------------------
     def fit_em(self, data, *, key=None, n_init=1, maxiter=1000, tol=None, init=None, weights=None,
-               init_method="kmeans", stderr=None, lengths=None, missing="error"):
+               init_method="kmeans", stderr=None, progress=None, lengths=None, missing="error"):
         """What :func:`mlejax.em` runs for an HMM (see there)."""
-        from ._result import build_hmm_result
-
         if weights is not None:
             raise ValueError("weights= is not supported for hidden Markov models; repeat sequences instead.")
         tol = DEFAULT_TOL if tol is None else tol
@@ -289,14 +315,17 @@ class HMM:
             raise ValueError(f"n_states={self.n_states} is more than the number of observations; use fewer states.")
         if key is None:
             key = jax.random.key(0)
-        out = _hmm_jit(self.static(), self.hyper(), x, mask, observed, key, init,
-                       jnp.asarray(tol, x.dtype), jnp.asarray(maxiter, jnp.int32), init_method, n_init)
+        rep = reporter(progress)
+        with reporting(rep, maxiter, "Baum-Welch"):
+            out = _hmm_jit(self.static(), self.hyper(), x, mask, observed, key, init, jnp.asarray(tol, x.dtype),
+                           jnp.asarray(maxiter, jnp.int32), init_method, n_init, interval(rep, maxiter) if rep else 0)
         if stderr is None:
             stderr = self.nparams(x) <= 2000
         return build_hmm_result(self, out, seq, tol=tol, stderr=bool(stderr))
 
 
-def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1):
+def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1,
+             progress_every=0):
     """The whole Baum-Welch fit as a pure function (jit- and vmap-able): the best of
     ``n_init`` restarts (vmapped) by final log-likelihood, a dict of arrays."""
     data = model.prepare(x, mask, observed)
@@ -307,26 +336,25 @@ def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_m
             state0 = model.state_from_params(init_params, data)
         else:
             state0 = model.init_state(k, data, init_method)
-        c = em_loop(model, state0, data, tol, maxiter)
+        c = em_loop(model, state0, data, tol, maxiter, None, progress_every)
         params = model.params_from_state(c.state, data)
         ll = jnp.sum(_forward.loglik(c.state.startprob, c.state.transmat, model._logb(c.state, data), mask))
-        return dict(params=params, loglik=ll, n_iter=c.n_iter, status=c.status, decreased=c.decreased,
-                    empty=c.state.empty)
+        return HMMRun(params, ll, c.n_iter, c.status, c.decreased, c.state.empty)
 
     if n_init == 1:
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
     else:
         runs = jax.vmap(one)(keys)
-    out = best_run(runs)
-    out["nobs"] = data.nobs
-    return out
+    best = best_run(runs)
+    return HMMOutput(*best, restart_logliks=runs.loglik, converged=best.status == int(Status.SUCCESS), nobs=data.nobs)
 
 
 _hmm_jit = jax.jit(
-    lambda static, hyper, x, mask, observed, key, init, tol, maxiter, init_method, n_init: hmm_pure(
-        static.with_hyper(hyper), x, mask, observed, key, init, tol, maxiter, init_method=init_method, n_init=n_init
+    lambda static, hyper, x, mask, observed, key, init, tol, maxiter, init_method, n_init, every: hmm_pure(
+        static.with_hyper(hyper), x, mask, observed, key, init, tol, maxiter, init_method=init_method, n_init=n_init,
+        progress_every=every,
     ),
-    static_argnums=(0, 9, 10),
+    static_argnums=(0, 9, 10, 11),
 )
 
 

@@ -197,8 +197,8 @@ jax.tree_util.register_dataclass(
 
 def build_hmm_result(model, out, seq, *, tol, stderr=True):
     """Host side after the compiled Baum-Welch: warnings, flags, standard errors."""
-    status = int(out["status"])
-    empty = np.asarray(out["empty"])
+    status = int(out.status)
+    empty = np.asarray(out.empty)
     if np.any(empty):
         warnings.warn(
             f"states {np.flatnonzero(empty).tolist()} received no posterior mass: they kept their previous "
@@ -208,7 +208,7 @@ def build_hmm_result(model, out, seq, *, tol, stderr=True):
         )
     if status == Status.NONFINITE:
         warnings.warn(
-            f"Baum-Welch stopped after {int(out['n_iter'])} iterations: the parameters became non-finite (e.g. a "
+            f"Baum-Welch stopped after {int(out.n_iter)} iterations: the parameters became non-finite (e.g. a "
             "Gaussian state on a single point). The last finite parameters are returned; set reg_covar > 0, use "
             "fewer states, or start elsewhere.",
             ConvergenceWarning,
@@ -216,16 +216,16 @@ def build_hmm_result(model, out, seq, *, tol, stderr=True):
         )
     elif status != Status.SUCCESS and tol > 0:
         warnings.warn(
-            f"Baum-Welch did not converge in {int(out['n_iter'])} iterations (converged=False): raise maxiter, "
+            f"Baum-Welch did not converge in {int(out.n_iter)} iterations (converged=False): raise maxiter, "
             "loosen tol, or try more initialisations (n_init).",
             ConvergenceWarning,
             stacklevel=4,
         )
-    params = out["params"]
+    params = out.params
     se = cov = info = bnd = None
     flags = (jnp.asarray(False),) * 3
     if stderr:
-        warn_if_float32(jnp.result_type(out["loglik"]), 4)
+        warn_if_float32(jnp.result_type(out.loglik), 4)
         x, mask, observed = to_device(seq)
         se, cov, info, *flags, bnd = _stderr_jit(model.static(), model.hyper(), params, x, mask, observed)
         if bool(flags[0]) or bool(flags[1]):
@@ -237,9 +237,9 @@ def build_hmm_result(model, out, seq, *, tol, stderr=True):
                 stacklevel=4,
             )
     return HMMResult(
-        params=params, stderr=se, cov=cov, information=info, loglik=out["loglik"], converged=out["converged"],
-        n_iter=out["n_iter"], status=out["status"], nobs=out["nobs"], restart_logliks=out["restart_logliks"],
-        loglik_decreased=out["decreased"], hessian_not_negdef=flags[0], not_identified=flags[1],
+        params=params, stderr=se, cov=cov, information=info, loglik=out.loglik, converged=out.converged,
+        n_iter=out.n_iter, status=out.status, nobs=out.nobs, restart_logliks=out.restart_logliks,
+        loglik_decreased=out.decreased, hessian_not_negdef=flags[0], not_identified=flags[1],
         ill_conditioned=flags[2], _model=model.static(), nparams=model.nparams(np.asarray(seq.x)),
-        empty_states=out["empty"], at_boundary=bnd,
+        empty_states=out.empty, at_boundary=bnd,
     )
