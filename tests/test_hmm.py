@@ -309,3 +309,18 @@ def test_boundary_probability_is_flagged_with_no_stderr():
     assert np.all(np.asarray(res.at_boundary["transmat"]) == lo)
     assert np.all(np.isfinite(np.asarray(res.stderr["means"])))
     assert "boundary" in res.message
+
+
+def test_dirichlet_priors_map_em_equal_hmmlearn():
+    k = 2
+    r = np.random.default_rng(11)
+    cnt = [r.poisson(np.where(np.arange(60) % 30 < 15, 2.0, 7.0)).astype(float) for _ in range(2)]
+    pi, A, lam = np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.4, 0.6]]), np.array([1.5, 6.0])
+    sp_prior, tm_prior = np.array([3.0, 2.0]), np.array([[4.0, 1.5], [2.0, 3.0]])
+    for n in (1, 5, 50):
+        m = hl.PoissonHMM(k, startprob_prior=sp_prior, transmat_prior=tm_prior, implementation="log")
+        m.startprob_, m.transmat_, m.lambdas_ = pi, A, lam[:, None]
+        ref = _hl_loglik(m, [c.astype(int)[:, None] for c in cnt], n)
+        model = mj.HMM(mj.dist.Poisson(), k, startprob_prior=sp_prior, transmat_prior=tm_prior)
+        res = mj.em(model, cnt, init={"startprob": pi, "transmat": A, "rate": lam}, tol=0, maxiter=n, stderr=False)
+        np.testing.assert_allclose(res.loglik, ref, rtol=1e-8)

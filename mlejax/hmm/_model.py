@@ -288,7 +288,8 @@ class HMM:
     def loglik(self, params, x, mask, observed):
         """Log-likelihood of each sequence (N,)."""
         lb = self.log_emission(params, x, observed)
-        return _forward.loglik(params["startprob"], params["transmat"], lb, mask)
+        ll = _forward.loglik(params["startprob"], params["transmat"], lb, mask)
+        return jnp.where(mask[:, 0], ll, 0.0)  # an all-padding sequence (chunking) counts for nothing
 
     def log_prior(self, params):
         """The Dirichlet log-prior kernels (0 at the default concentrations of 1)."""

@@ -65,17 +65,34 @@ def _from_free(model, u, like):
     return {"startprob": sp, "transmat": tm, **model.emission.from_free(u[k + k * k :], ep)}
 
 
-def hmm_stderr(model, params, x, mask, observed):
-    """Standard errors (like params), covariance of the flattened params, the
-    information on the free scale (not-free coordinates decoupled), flags, boundary."""
+def _chunks(a, size):
+    """(N, ...) -> (ceil(N / size), size, ...), padded with zeros (masked-out sequences)."""
+    n = a.shape[0]
+    m = -(-n // size)
+    pad = jnp.zeros((m * size - n,) + a.shape[1:], a.dtype)
+    return jnp.concatenate([a, pad]).reshape((m, size) + a.shape[1:])
+
+
+def information(model, params, x, mask, observed, chunk):
+    """Observed information (P x P) on the free scale, summed over chunks of sequences so
+    that the memory of the Hessian through the forward pass stays bounded."""
     u, skip, bnd = _free(model, params)
 
-    def ll(v):
-        p = _from_free(model, v, params)
-        return jnp.sum(model.loglik(p, x, mask, observed)) + model.log_prior(p)
+    def ll(v, xc, mc, oc):
+        return jnp.sum(model.loglik(_from_free(model, v, params), xc, mc, oc))
 
-    h = jax.hessian(ll)(u)
-    info = -0.5 * (h + h.T)
+    def body(h, c):
+        return h + jax.hessian(ll)(u, *c), None
+
+    h0 = jax.hessian(lambda v: model.log_prior(_from_free(model, v, params)))(u)
+    h, _ = jax.lax.scan(body, h0, (_chunks(x, chunk), _chunks(mask, chunk), _chunks(observed, chunk)))
+    return u, skip, bnd, -0.5 * (h + h.T)
+
+
+def hmm_stderr(model, params, x, mask, observed, chunk):
+    """Standard errors (like params), covariance of the flattened params, the
+    information on the free scale (not-free coordinates decoupled), flags, boundary."""
+    u, skip, bnd, info = information(model, params, x, mask, observed, chunk)
     drop = skip[:, None] | skip[None, :]
     info = jnp.where(drop, jnp.eye(u.shape[0], dtype=u.dtype), info)
     an = analyse_information(info)
@@ -91,9 +108,16 @@ def hmm_stderr(model, params, x, mask, observed):
 
 
 _stderr_jit = jax.jit(
-    lambda static, hyper, params, x, mask, observed: hmm_stderr(static.with_hyper(hyper), params, x, mask, observed),
-    static_argnums=(0,),
+    lambda static, hyper, params, x, mask, observed, chunk: hmm_stderr(
+        static.with_hyper(hyper), params, x, mask, observed, chunk),
+    static_argnums=(0, 6),
 )
+
+
+def _chunk_size(model, x):
+    budget = 2**22 if jax.default_backend() == "cpu" else 2**26
+    per_seq = max(1, model.nparams(x) * x.shape[1] * model.n_states)
+    return int(max(1, min(x.shape[0], budget // per_seq)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +251,8 @@ def build_hmm_result(model, out, seq, *, tol, stderr=True):
     if stderr:
         warn_if_float32(jnp.result_type(out.loglik), 4)
         x, mask, observed = to_device(seq)
-        se, cov, info, *flags, bnd = _stderr_jit(model.static(), model.hyper(), params, x, mask, observed)
+        se, cov, info, *flags, bnd = _stderr_jit(model.static(), model.hyper(), params, x, mask, observed,
+                                                 _chunk_size(model, x))
         if bool(flags[0]) or bool(flags[1]):
             warnings.warn(
                 "the observed information of the HMM is not positive definite: standard errors are NaN. Causes: "
