@@ -43,7 +43,6 @@ def simulate(k, d, n_seq, t, seed):
 def start(seqs, k, ct, seed):
     x = np.concatenate(seqs)
     r = np.random.default_rng(seed)
-    d = x.shape[1]
     c = np.atleast_2d(np.cov(x.T))
     cov = {"full": np.repeat(c[None], k, 0), "diag": np.repeat(np.diag(c)[None], k, 0)}[ct]
     return {"startprob": np.full(k, 1.0 / k), "transmat": r.dirichlet(np.ones(k) * 5, size=k),

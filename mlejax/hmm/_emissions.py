@@ -49,13 +49,14 @@ def _keep(empty, old, new):
 
 
 def simplex_to_free(p):
-    """Probability vectors (..., K) -> log-ratios to the largest entry, and the mask of
-    coordinates that are not free (the reference entry and entries on the boundary)."""
+    """Probability vectors (..., K) -> log-ratios to the largest entry, the mask of
+    coordinates that are not free (the reference entry and entries at 0), and the mask
+    of entries on the boundary (0 or 1: no standard error)."""
     ref = jax.nn.one_hot(jnp.argmax(p, -1), p.shape[-1], dtype=bool)
     skip = ref | (p < BOUNDARY)
     logp = jnp.log(jnp.where(skip, 1.0, p))
     lref = jnp.log(jnp.max(p, -1, keepdims=True))
-    return jnp.where(skip, 0.0, logp - lref), skip, p < BOUNDARY
+    return jnp.where(skip, 0.0, logp - lref), skip, (p < BOUNDARY) | (p > 1.0 - BOUNDARY)
 
 
 def simplex_from_free(u, like):
@@ -285,6 +286,7 @@ class FamilyEmission:
         return jax.vmap(one, in_axes=(0, 1))(state, resp_w)
 
     def _free_one(self, p):
+        """Natural parameters (one state's, or stacked) -> the unconstrained vector."""
         return jnp.concatenate([jnp.ravel(_wrap(self.family.constraints.get(n), p[n])) for n in sorted(p)])
 
     def _nat_one(self, u, like):
@@ -309,7 +311,7 @@ class FamilyEmission:
             probs = jax.vmap(self.family.probs)(params)
             u, skip, _ = simplex_to_free(probs)
             return Free(u.ravel(), skip.ravel())
-        u = jnp.concatenate([jnp.ravel(_wrap(self.family.constraints.get(n), params[n])) for n in sorted(params)])
+        u = self._free_one(params)  # leaf by leaf, all states at once
         return Free(u, jnp.zeros(u.shape, bool))
 
     def from_free(self, u, like):
@@ -317,16 +319,11 @@ class FamilyEmission:
             probs_like = jax.vmap(self.family.probs)(like)
             probs = simplex_from_free(u.reshape(probs_like.shape), probs_like)
             return {"p": probs[:, :-1]}
-        out, i = {}, 0
-        for n in sorted(like):
-            size = int(np.prod(like[n].shape))
-            out[n] = _unwrap(self.family.constraints.get(n), u[i : i + size].reshape(like[n].shape))
-            i += size
-        return out
+        return self._nat_one(u, like)
 
     def boundary(self, params):
         if self._simplex:
-            return {"p": jax.vmap(self.family.probs)(params)[:, :-1] < BOUNDARY}
+            return {"p": simplex_to_free(jax.vmap(self.family.probs)(params))[2][:, :-1]}
         return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, bool), params)
 
     def sample(self, key, params, states):
