@@ -341,4 +341,4 @@ def test_hmm_pure_vmaps_over_datasets_like_a_loop_of_fits():
     out = jax.jit(jax.vmap(fit))(jnp.asarray(np.stack(datasets)))
     for i, x in enumerate(datasets):
         res = mj.em(model, list(x), tol=1e-6, maxiter=500, stderr=False)
-        np.testing.assert_allclose(out.loglik[i], res.loglik, rtol=1e-10)
+        np.testing.assert_allclose(out.loglik[i], res.loglik, rtol=1e-8)  # batched GEMMs round differently
