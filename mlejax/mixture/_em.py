@@ -325,6 +325,13 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
 
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 9.0], 200))
+        >>> res = mj.em(mj.PoissonMixture(2), x)
+        >>> np.round(np.sort(np.asarray(res.params["rate"])), 2).tolist(), bool(res.converged)
+        ([1.17, 8.42], True)
     """
     if hasattr(model, "fit_em"):  # models with their own data layout (hidden Markov models)
         return model.fit_em(data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init=init, weights=weights,
