@@ -342,3 +342,15 @@ def test_hmm_pure_vmaps_over_datasets_like_a_loop_of_fits():
     for i, x in enumerate(datasets):
         res = mj.em(model, list(x), tol=1e-6, maxiter=500, stderr=False)
         np.testing.assert_allclose(out.loglik[i], res.loglik, rtol=1e-8)  # batched GEMMs round differently
+
+
+def test_sample_follows_the_fitted_chain():
+    p = {"startprob": np.array([1.0, 0.0]), "transmat": np.array([[0.9, 0.1], [0.2, 0.8]]),
+         "rate": np.array([1.0, 20.0])}
+    res = _frozen_fit(mj.HMM(mj.dist.Poisson(), 2), np.array([0.0, 3.0, 25.0, 18.0]), p)
+    x, s = res.sample(jax.random.key(0), 20000)
+    s, x = np.asarray(s), np.asarray(x)
+    assert s[0] == 0
+    for i in range(2):
+        np.testing.assert_allclose(np.mean(s[1:][s[:-1] == i] == i), p["transmat"][i, i], atol=0.02)
+        np.testing.assert_allclose(np.mean(x[s == i]), p["rate"][i], rtol=0.03)

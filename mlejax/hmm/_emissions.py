@@ -23,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._constraints import default_float_dtype
 from ..dist._families import Categorical, Family, Multinomial
 from ..mixture._gmm import (
     GaussianMixture,
@@ -327,24 +326,7 @@ class FamilyEmission:
         return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, bool), params)
 
     def sample(self, key, params, states):
-        fam = self.family
+        """One draw per step from the family's sampler, at that step's state."""
         p = jax.tree_util.tree_map(lambda a: a[states], params)
-        n = states.shape[0]
-        dtype = default_float_dtype()
-        name = type(fam).__name__
-        if hasattr(fam, "sample"):
-            return fam.sample(key, p, (n,))
-        if name == "Poisson":
-            return jax.random.poisson(key, p["rate"], (n,)).astype(dtype)
-        if name in ("Categorical",):
-            return jax.random.categorical(key, jnp.log(jax.vmap(fam.probs)(p)), axis=-1)
-        if name in ("Bernoulli",):
-            return jax.random.bernoulli(key, p["p"], (n,)).astype(dtype)
-        if name == "Normal":
-            return p["mu"] + p["sigma"] * jax.random.normal(key, (n,), dtype)
-        if name == "Exponential":
-            return jax.random.exponential(key, (n,), dtype) / p["rate"]
-        raise NotImplementedError(
-            f"sampling from an HMM with {name} emissions is not available; draw the states with "
-            "res.sample and sample the emissions yourself."
-        )
+        keys = jax.random.split(key, states.shape[0])
+        return jax.vmap(lambda kk, pp: self.family.sample(kk, pp, 1)[0])(keys, p)
