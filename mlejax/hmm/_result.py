@@ -158,6 +158,9 @@ class HMMResult(MixtureResult):
             msg += "; some probabilities are on the boundary (0): they have no standard error (NaN)"
         return msg
 
+    def summary(self) -> str:
+        return super().summary().replace(f"with {self.n_states} components", f"with {self.n_states} states", 1)
+
     def _seq(self, x, lengths, missing):
         seq = self._model.sequences(x, lengths, missing)
         return seq, to_device(seq)
