@@ -30,9 +30,9 @@ class Status(enum.IntEnum):
 
 MESSAGES = {
     Status.RUNNING: "still running (internal state; never returned)",
-    Status.SUCCESS: "converged: the scaled gradient is below tol (or the Newton step is "
-    "below 1e-6 standard errors) and the observed information is positive definite (a "
-    "strict local maximum)",
+    Status.SUCCESS: "converged: the Newton decrement (log-likelihood still to gain) is below "
+    "tol (or the Newton step is below 1e-6 standard errors) and the observed information is "
+    "positive definite (a strict local maximum)",
     Status.MAX_ITER: "not converged: the iteration limit (maxiter) was reached. Raise maxiter, "
     "start closer to the optimum, or rescale the parameters",
     Status.PRECISION_LOSS: "not converged: no step improves the log-likelihood any more "
