@@ -44,9 +44,9 @@ mu              4.8750     0.2511   19.415    0.000     4.3829     5.3671
 sigma           0.7102     0.1775    4.000    0.000     0.3622     1.0582
 ==============================================================================
 Flags: none
-Status: SUCCESS: converged: the Newton decrement (log-likelihood still to gain)
-is below tol (or the Newton step is below 1e-6 standard errors) and the observed
-information is positive definite (a strict local maximum)."""
+Status: SUCCESS: converged: the Newton decrement (log-likelihood still to
+gain) is below tol (or the Newton step is below 1e-6 standard errors) and the
+observed information is positive definite (a strict local maximum)."""
 
 
 def test_golden_summary(res):
