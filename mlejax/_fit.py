@@ -466,8 +466,9 @@ def fit(
         method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, any
             ``optax.GradientTransformation`` for gradient ascent, or any instance of
             :class:`mlejax.solvers.Solver` (write your own). A single fit with concrete
-            inputs and a host-capable solver (Newton) compiles only the model's
-            derivative kernel and runs the solver's logic on the host; under
+            inputs (up to 2^19 data elements) and a host-capable solver (Newton)
+            compiles only the model's derivative kernel and runs the solver's logic
+            on the host, with the same answers; under
             ``jax.jit``/``jax.vmap`` the whole fit is one compiled program.
         maxiter: iteration limit (default: the solver's ``default_maxiter``; 200
             Newton, 2000 L-BFGS, 10000 optax).
