@@ -361,9 +361,11 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     first = {}  # the check at the start, reused by the solver's first evaluation
 
     def kernel(x, order):
-        if first and first["order"] == order and np.array_equal(first["x"], x):
-            return first.pop("derivs")
+        hit = first and first["order"] == order and np.array_equal(first["x"], x)
+        derivs = first.get("derivs")
         first.clear()
+        if hit:
+            return derivs
         flat = _kernel_jit(x, dyn, data, loglik=loglik, spec=spec, order=order)
         return _unpack(np.asarray(flat, dtype), k, order)
 
