@@ -15,7 +15,8 @@ import mlejax as mj
 
 
 def _scipy_mle(negll, x0):
-    res = optimize.minimize(negll, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
+    with np.errstate(invalid="ignore"):  # BFGS's finite differences step across the inf wall of negll
+        res = optimize.minimize(negll, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
     res = optimize.minimize(negll, res.x, method="Nelder-Mead",
                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
     return res.x, -res.fun

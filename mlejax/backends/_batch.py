@@ -405,6 +405,17 @@ def fit_batch(
     refused at call time. Nothing about one dataset raises: a dataset with NaN
     data, a start where the log-likelihood is not finite, a fit that does not
     converge, all get their own status, and one warning counts them.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> def loglik(p, x):
+        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        >>> x = np.random.default_rng(0).normal(2.0, 1.0, size=(5, 40))    # 5 datasets
+        >>> res = mj.fit_batch(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+        >>> res.params["mu"].shape, res.n_converged
+        ((5,), 5)
+        >>> bool(np.allclose(res.params["mu"], x.mean(axis=1)))
+        True
     """
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:

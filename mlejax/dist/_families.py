@@ -894,6 +894,12 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     Raises:
         ValueError naming ``x``/``weights`` for data outside the family's support,
         NaN/inf, or weights that are negative or of the wrong length.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> res = mj.fit_dist(mj.dist.Poisson(), np.array([2, 3, 1, 4, 0, 2]))
+        >>> round(float(res.params["rate"]), 6), round(float(res.stderr["rate"]), 6)   # mean, sqrt(mean/n)
+        (2.0, 0.57735)
     """
     family = _as_family(family)
     x = check_finite_array("x", x)

@@ -60,6 +60,13 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         ``summary()``, and ``res[i]``: dataset ``i`` as a :class:`MixtureResult`
         (with its standard errors). A dataset with NaN/inf gets status
         ``NONFINITE_DATA`` instead of an error.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 9.0], 100), size=(3, 200))
+        >>> res = mj.em_batch(mj.PoissonMixture(2), x)
+        >>> res.params["rate"].shape, res.status_counts()
+        ((3, 2), {'SUCCESS': 3})
     """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     arr = data if isinstance(data, jax.Array) else np.asarray(data)

@@ -30,6 +30,17 @@ def _estimate(res, name):
     return d["params"][name], d["stderr"][name]
 
 
+def _span(res, name, a, b, n):
+    """``n`` points from ``a`` to ``b``, pulled strictly inside the parameter's constraint."""
+    est, _ = _estimate(res, name)
+    low, high = (float(np.asarray(v)[res.names.index(name)]) for v in res._spec.bounds_flat(res._dyn))
+    if math.isfinite(low):
+        a = max(a, low + 0.02 * (est - low))
+    if math.isfinite(high):
+        b = min(b, high - 0.02 * (high - est))
+    return np.linspace(a, b, n)
+
+
 def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
     """The profile deviance ``2 (loglik_hat - profile loglik)`` of one parameter.
 
@@ -59,9 +70,7 @@ def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
         a = lo if math.isfinite(lo) else est - 4 * se
         b = hi if math.isfinite(hi) else est + 4 * se
         pad = 0.25 * (b - a)
-        low_bound, high_bound = (float(np.asarray(v)[res.names.index(name)]) for v in res._spec.bounds_flat(res._dyn))
-        grid = np.linspace(max(a - pad, low_bound + 1e-9 * max(abs(low_bound), 1)),
-                           min(b + pad, high_bound - 1e-9 * max(abs(high_bound), 1)), n)
+        grid = _span(res, name, a - pad, b + pad, n)
     prof = res.profile(name, grid)
     v, dev = np.asarray(prof.values), np.asarray(prof.deviance)
     crit = _chi2_1(level)
@@ -84,11 +93,11 @@ def profile_2d(res, names, grids=None, *, levels=(0.68, 0.95), n=25, ax=None):
     """The joint profile-likelihood confidence region of two parameters: contours of
     the profile deviance at the chi-squared(2) quantiles of ``levels``, with the
     estimate marked. ``grids`` is a pair of 1-d grids (default: ``n`` points over
-    +-3.5 standard errors). Returns the Axes."""
+    +-3.5 standard errors, kept inside the constraints). Returns the Axes."""
     ax = axes(ax)
     (ex, sx), (ey, sy) = (_estimate(res, nm) for nm in names)
     if grids is None:
-        grids = [np.linspace(e - 3.5 * s, e + 3.5 * s, n) for e, s in ((ex, sx), (ey, sy))]
+        grids = [_span(res, nm, e - 3.5 * s, e + 3.5 * s, n) for nm, (e, s) in zip(names, ((ex, sx), (ey, sy)))]
     gx, gy = (np.asarray(g, float) for g in grids)
     _, dev, _ = _profile_2d(res, names, gx, gy)
     crit = [-2.0 * math.log(1.0 - lv) for lv in levels]  # chi-squared(2) quantiles
