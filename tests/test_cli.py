@@ -68,9 +68,10 @@ def csv_file(tmp_path_factory):
     a = np.r_[rng.normal(0, 1, n // 2), rng.normal(6, 1, n // 2)]
     b = np.r_[rng.normal(0, 1, n // 2), rng.normal(4, 0.5, n // 2)]
     path = tmp_path_factory.mktemp("cli") / "data.csv"
-    rows = [f"{x[i]!r},{x1[i]!r},{g[i]},{y[i]},{a[i]!r},{b[i]!r},id{i}" for i in range(n)]
-    rows[5] = rows[5].replace(f"{x[5]!r}", "", 1)  # two missing values in column x
-    rows[9] = rows[9].replace(f"{x[9]!r}", "NA", 1)
+    cols = [v.tolist() for v in (x, x1, g, y, a, b)]
+    rows = [",".join(map(str, r)) + f",id{i}" for i, r in enumerate(zip(*cols))]  # repr: exact floats
+    rows[5] = "," + rows[5].split(",", 1)[1]  # two missing values in column x
+    rows[9] = "NA," + rows[9].split(",", 1)[1]
     path.write_text("x,x1,g,y,a,b,name\n" + "\n".join(rows) + "\n")
     keep = np.ones(n, bool)
     keep[[5, 9]] = False
