@@ -406,6 +406,17 @@ def fit_batch(
     refused at call time. Nothing about one dataset raises: a dataset with NaN
     data, a start where the log-likelihood is not finite, a fit that does not
     converge, all get their own status, and one warning counts them.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> def loglik(p, x):
+        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        >>> x = np.random.default_rng(0).normal(2.0, 1.0, size=(5, 40))    # 5 datasets
+        >>> res = mj.fit_batch(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+        >>> res.params["mu"].shape, res.n_converged
+        ((5,), 5)
+        >>> bool(np.allclose(res.params["mu"], x.mean(axis=1)))
+        True
     """
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:
@@ -433,6 +444,7 @@ def fit_batch(
             spec, dyn = _batched_parametrize(init, batched, b)
         else:
             spec, dyn = parametrize(init)
+            _check_shared_init(ll, spec, dyn, data0, b)
         dyn_b, shared = _split_dyn(dyn, batched)
         make = _FitMaker(batched)
 
@@ -446,6 +458,21 @@ def fit_batch(
     if _is_concrete(res.status):
         _warn_batch(res)
     return res
+
+
+def _check_shared_init(ll, spec, dyn, data0, b):
+    """A shared ``init`` whose leaves have a leading axis of the batch length, on which
+    the log-likelihood fails: the user meant one start per fit (``init_axis=0``)."""
+    if not any(len(s) > 0 and s[0] == b for s in spec.shapes):
+        return
+    try:
+        jax.eval_shape(ll, spec.to_natural(spec.to_unconstrained(dyn), dyn), data0)
+    except Exception as e:  # noqa: BLE001  (any failure of the user's function)
+        raise ValueError(
+            f"init has leaves with a leading axis of length {b}, the number of datasets, and "
+            "loglik fails on one dataset with them as a shared start. For one start per fit "
+            "pass init_axis=0 (or a pytree of 0/None marking the batched leaves)."
+        ) from e
 
 
 def _warn_batch(res, stacklevel=3):

@@ -40,6 +40,7 @@ from jax import lax
 from .._progress import interval, iteration_hook, reporter, reporting
 from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
+from ._result import build_result
 
 RUNNING = int(Status.RUNNING)
 INIT_METHODS = ("kmeans", "kmeans++", "random")
@@ -55,6 +56,31 @@ class EMCarry(NamedTuple):
     status: Any
     decreased: Any  # the log-likelihood went down between two E-steps (never expected)
     started: Any  # the initial M-step (from resp0) is done
+
+
+class EMRun(NamedTuple):
+    """One EM run (one restart)."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+
+
+class EMOutput(NamedTuple):
+    """What the compiled EM returns (:func:`em_pure`): the best restart, and facts
+    about all of them and the data."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+    restart_logliks: Any  # the final log-likelihood of each restart
+    converged: Any
+    nobs: Any  # the sum of the weights
+    finite_data: Any  # False: the data contain NaN/inf
 
 
 def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
@@ -121,9 +147,10 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
 
         fit = lambda x: em_pure(gm, x, jnp.ones(x.shape[0]), key, None, tol, maxiter)
         out = jax.jit(jax.vmap(fit))(xs)   # xs: (B, n, d)
- Returns a dict of
-    arrays for the best of ``n_init`` restarts (vmapped) by final log-likelihood;
-    restarts whose components collapsed rank last.
+
+
+    Returns an :class:`EMOutput` for the best of ``n_init`` restarts (vmapped) by
+    final log-likelihood; restarts whose components collapsed rank last.
     """
     if w is None:
         w = jnp.ones((x.shape[0],), x.dtype)
@@ -147,27 +174,22 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
         ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
-        return dict(
-            params=params,
-            loglik=ll,
-            n_iter=c.n_iter,
-            status=c.status,
-            decreased=c.decreased,
-        )
+        return EMRun(params, ll, c.n_iter, c.status, c.decreased)
 
     if n_init == 1:  # no batch axis of one inside the loop
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
     else:
         runs = jax.vmap(one)(keys)
-    rank = jnp.where((runs["status"] != int(Status.NONFINITE)) & jnp.isfinite(runs["loglik"]), runs["loglik"], -jnp.inf)
-    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs["loglik"]), -jnp.inf, runs["loglik"]), rank)
-    best = jnp.argmax(rank)
-    out = jax.tree_util.tree_map(lambda a: a[best], runs)
-    out["restart_logliks"] = runs["loglik"]
-    out["converged"] = out["status"] == int(Status.SUCCESS)
-    out["nobs"] = data.total
-    out["finite_data"] = jnp.all(jnp.isfinite(x))
-    return out
+    rank = jnp.where((runs.status != int(Status.NONFINITE)) & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
+    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs.loglik), -jnp.inf, runs.loglik), rank)
+    best = jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
+    return EMOutput(
+        *best,
+        restart_logliks=runs.loglik,
+        converged=best.status == int(Status.SUCCESS),
+        nobs=data.total,
+        finite_data=jnp.all(jnp.isfinite(x)),
+    )
 
 
 _em_jit = jax.jit(
@@ -287,9 +309,14 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
 
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
-    """
-    from ._result import build_result
 
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 9.0], 200))
+        >>> res = mj.em(mj.PoissonMixture(2), x)
+        >>> np.round(np.sort(np.asarray(res.params["rate"])), 2).tolist(), bool(res.converged)
+        ([1.17, 8.42], True)
+    """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     x = model.validate_data(data)
     if hasattr(model, "bind"):
@@ -328,4 +355,4 @@ def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress
     )
 
 
-__all__ = ["em", "em_pure", "em_loop"]
+__all__ = ["em", "em_pure", "em_loop", "EMOutput"]
