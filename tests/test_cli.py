@@ -192,3 +192,16 @@ def test_dropna_fits_the_rest(bad_files):
     x = np.array([1.0, 2.5, 3.5])
     assert out["fits"][0]["params"]["mu"] == pytest.approx(x.mean()) and out["fits"][0]["params"]["sigma"] == (
         pytest.approx(x.std()))
+
+
+def test_entry_point_is_declared():
+    """pyproject's [project.scripts] names mlejax._cli:main (what `pip install` turns
+    into the `mlejax` command; the tests above run that command when installed)."""
+    tomllib = pytest.importorskip("tomllib")
+    import importlib
+
+    from mlejax._cli import main
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["mlejax"]
+    module, func = target.split(":")
+    assert getattr(importlib.import_module(module), func) is main
