@@ -306,6 +306,8 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
             installed), about 100 updates per fit; an ``mj.progress.Recorder()``
             records the log-likelihood at every iteration (for
             ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
+            With ``n_init > 1`` (vmapped restarts) the best restart's log-likelihood
+            is shown, and the callback runs every iteration.
 
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
