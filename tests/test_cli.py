@@ -205,3 +205,21 @@ def test_entry_point_is_declared():
     target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["mlejax"]
     module, func = target.split(":")
     assert getattr(importlib.import_module(module), func) is main
+
+
+def test_hmm_command_matches_hmmlearn_score(tmp_path):
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(4)
+    s = np.repeat([0, 1, 0, 1, 0, 1], 40)
+    x = np.where(s == 0, rng.normal(0, 1, s.size), rng.normal(4, 1, s.size))
+    path = tmp_path / "series.csv"
+    path.write_text("v\n" + "\n".join(map(str, x.tolist())) + "\n")
+    out = json.loads(run("hmm", path, "--columns", "v", "--states", "1-3", "--json").stdout)
+    validate(out, SCHEMAS["hmm"])
+    assert out["best_k"] == 2 and [r["k"] for r in out["table"]] == [1, 2, 3]
+    p = out["best"]["params"]
+    ref = hmmlearn.GaussianHMM(2, covariance_type="full", init_params="", params="")
+    ref.startprob_, ref.transmat_ = np.array(p["startprob"]), np.array(p["transmat"])
+    ref.means_, ref.covars_ = np.array(p["means"]), np.array(p["covariances"])
+    assert out["best"]["loglik"] == pytest.approx(ref.score(x[:, None]), rel=1e-9)
+    assert np.array_equal(out["best"]["states"], ref.predict(x[:, None]))
