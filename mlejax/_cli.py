@@ -275,8 +275,9 @@ def _k_range(spec: str) -> list[int]:
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
-def cmd_mixture(args) -> dict:
-    ks = _k_range(args.k)
+def _counts_and_matrix(args, spec, flag, what):
+    """The K range, the columns and the (n, d) data of ``mixture``/``hmm``, validated."""
+    ks = _k_range(spec)
     if args.covariance_type not in COVARIANCE_TYPES:
         raise CLIError(f"unknown --covariance-type {args.covariance_type!r}; known: {', '.join(COVARIANCE_TYPES)}")
     names = [c.strip() for c in args.columns.split(",") if c.strip()]
@@ -284,7 +285,17 @@ def cmd_mixture(args) -> dict:
     cols, dropped = drop_missing({c: numeric_column(table, c, args.file) for c in names}, args.dropna, args.file)
     x = np.column_stack([cols[c] for c in names])
     if max(ks) > x.shape[0]:
-        raise CLIError(f"--k {args.k}: more components than the {x.shape[0]} observations")
+        raise CLIError(f"{flag} {spec}: more {what} than the {x.shape[0]} observations")
+    return ks, names, x, dropped
+
+
+def _ic_rows(ks, results):
+    return [{"k": int(k), "loglik": float(r.loglik), "nparams": int(r.nparams), "aic": float(r.aic),
+             "bic": float(r.bic), "converged": bool(r.converged)} for k, r in zip(ks, results)]
+
+
+def cmd_mixture(args) -> dict:
+    ks, names, x, dropped = _counts_and_matrix(args, args.k, "--k", "components")
     _x64()
     import jax
 
@@ -296,9 +307,7 @@ def cmd_mixture(args) -> dict:
         sel = select_components(GaussianMixture(1, args.covariance_type), x, ks, key=jax.random.key(args.seed),
                                 n_init=args.n_init)
     best = sel.best_result
-    table_rows = [{"k": int(k), "loglik": float(ll), "nparams": int(p), "aic": float(a), "bic": float(b),
-                   "converged": bool(r.converged)}
-                  for k, ll, p, a, b, r in zip(sel.n_components, sel.loglik, sel.nparams, sel.aic, sel.bic, sel.results)]
+    table_rows = _ic_rows(sel.n_components, sel.results)
     params = {k: np.asarray(v).tolist() for k, v in best.params.items()}
     return {"command": "mixture", "file": args.file, "columns": names, "nobs": int(x.shape[0]), "n_dropped": dropped,
             "covariance_type": args.covariance_type, "criterion": "bic", "best_k": int(sel.best), "table": table_rows,
@@ -322,15 +331,7 @@ def text_mixture(out) -> str:
 
 def cmd_hmm(args) -> dict:
     """Gaussian HMMs with each number of states on one series (rows in time order)."""
-    ks = _k_range(args.states)
-    if args.covariance_type not in COVARIANCE_TYPES:
-        raise CLIError(f"unknown --covariance-type {args.covariance_type!r}; known: {', '.join(COVARIANCE_TYPES)}")
-    names = [c.strip() for c in args.columns.split(",") if c.strip()]
-    table = read_csv(args.file)
-    cols, dropped = drop_missing({c: numeric_column(table, c, args.file) for c in names}, args.dropna, args.file)
-    x = np.column_stack([cols[c] for c in names])
-    if max(ks) > x.shape[0]:
-        raise CLIError(f"--states {args.states}: more states than the {x.shape[0]} observations")
+    ks, names, x, dropped = _counts_and_matrix(args, args.states, "--states", "states")
     _x64()
     import jax
 
@@ -341,8 +342,7 @@ def cmd_hmm(args) -> dict:
         warnings.simplefilter("ignore")
         fits = [em(GaussianHMM(k, args.covariance_type), x, key=jax.random.key(args.seed), n_init=args.n_init,
                    stderr=False) for k in ks]
-    rows = [{"k": k, "loglik": float(r.loglik), "nparams": int(r.nparams), "aic": float(r.aic), "bic": float(r.bic),
-             "converged": bool(r.converged)} for k, r in zip(ks, fits)]
+    rows = _ic_rows(ks, fits)
     i = int(np.nanargmin([r["bic"] for r in rows]))
     best = fits[i]
     states = np.asarray(best.decode(x)).astype(int)
@@ -480,18 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("glm", "a generalised linear model from a formula (needs formulaic)")
     s.add_argument("--formula", required=True, help='e.g. "y ~ x1 + np.log(x2) + C(g)"')
     s.add_argument("--family", default="linear", help="linear, logit, probit, poisson, negbin, gamma")
-    s = add("mixture", "Gaussian mixtures with 1..K components, chosen by BIC")
-    s.add_argument("--columns", required=True, help="comma-separated columns (the dimensions)")
-    s.add_argument("--k", default="1-6", help="number of components: 3 or a range 1-6")
-    s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
-    s.add_argument("--n-init", type=int, default=3, help="k-means restarts per K")
-    s.add_argument("--seed", type=int, default=0)
-    s = add("hmm", "Gaussian hidden Markov models with 1..K states on one series, chosen by BIC")
-    s.add_argument("--columns", required=True, help="comma-separated columns (rows in time order)")
-    s.add_argument("--states", default="1-4", help="number of states: 2 or a range 1-4")
-    s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
-    s.add_argument("--n-init", type=int, default=3, help="restarts per K")
-    s.add_argument("--seed", type=int, default=0)
+    for name, help_, flag, default, rows in (
+        ("mixture", "Gaussian mixtures with 1..K components, chosen by BIC", "--k", "1-6", "the dimensions"),
+        ("hmm", "Gaussian hidden Markov models with 1..K states on one series, chosen by BIC", "--states", "1-4",
+         "rows in time order"),
+    ):
+        s = add(name, help_)
+        s.add_argument("--columns", required=True, help=f"comma-separated columns ({rows})")
+        s.add_argument(flag, default=default, help=f"how many: 3 or a range {default}")
+        s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
+        s.add_argument("--n-init", type=int, default=3, help="k-means restarts per K")
+        s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("schema", help="print the JSON Schema of a command's --json output")
     s.add_argument("name", choices=sorted(SCHEMAS))
     return p
