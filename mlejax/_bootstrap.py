@@ -20,6 +20,7 @@ from jax.scipy.special import ndtr, ndtri
 
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
+from ._observations import require_additive
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
 from .backends._batch import bytes_per_fit, run_fits
@@ -76,15 +77,13 @@ class _Simulate:
         return dyn, self.sampler(key, params, data)
 
 
-def _obs_leaves(res: FitResult):
+def _obs_leaves(res: FitResult, what: str):
+    """The data leaves, their treedef, which are observations, and their count;
+    refused unless the log-likelihood is a sum over those observations."""
+    require_additive(res, what)
     leaves, treedef = jax.tree_util.tree_flatten(res._data)
-    n = res.nobs
-    mapped = tuple(jnp.ndim(a) >= 1 and jnp.shape(a)[0] == n for a in leaves)
-    if n is None or not any(mapped):
-        raise ValueError(
-            "resampling observations needs data whose leaves share a leading observation "
-            "axis (the fit's nobs); use kind='parametric' with a sampler otherwise."
-        )
+    mapped = res._obs.mask
+    n = next(jnp.shape(a)[0] for a, m in zip(leaves, mapped) if m)
     return leaves, treedef, mapped, n
 
 
@@ -182,7 +181,7 @@ def bootstrap(
     if kind == "nonparametric":
         if sampler is not None:
             raise ValueError("sampler= is for kind='parametric'.")
-        leaves, treedef, mapped, n = _obs_leaves(res)
+        leaves, treedef, mapped, n = _obs_leaves(res, "bootstrap(kind='nonparametric')")
         make = _Resample(mapped, treedef, int(n))
         shared = (dyn, leaves)
     else:
@@ -363,7 +362,7 @@ class BootstrapResult:
         """Jackknife acceleration ``a`` per free parameter (leave-one-out fits)."""
         res = self._fit
         solver, maxiter, tol, batch_size, dyn = self._options
-        leaves, treedef, mapped, n = _obs_leaves(res)
+        leaves, treedef, mapped, n = _obs_leaves(res, "the BCa interval's jackknife")
         data_elems = sum(int(np.prod(jnp.shape(a))) for a in leaves)
         out = _run(
             res,

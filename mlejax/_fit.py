@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ from ._inference import (
     observed_information,
     per_observation_scores,
 )
+from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitResult
 from ._status import (
     ConvergenceWarning,
@@ -127,15 +127,6 @@ def prepare_data(data):
     return jax.tree_util.tree_map_with_path(conv, data)
 
 
-def infer_nobs(data):
-    """The leading-axis length shared by most data leaves (ties: the largest)."""
-    sizes = [jnp.shape(a)[0] for a in jax.tree_util.tree_leaves(data) if jnp.ndim(a) >= 1]
-    if not sizes:
-        return None
-    counts = Counter(sizes)
-    return max(counts, key=lambda n: (counts[n], n))
-
-
 def _float_leaves(data):
     return [
         a for a in jax.tree_util.tree_leaves(data) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)
@@ -174,7 +165,7 @@ def _shapes_note(params, data) -> str:
 
 
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
-         check_finite):
+         check_finite, obs_mask=None):
     """The whole fit as one pure function (jit-compiled by ``fit``; vmap-able)."""
     x0 = spec.to_unconstrained(dyn)
     params0 = spec.to_natural(x0, dyn)
@@ -195,10 +186,11 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     else:
         info = observed_information(natural_loglik(loglik, spec, dyn, data), phi)
     an = analyse_information(info)
-    scores = None
+    scores, additive = None, True
     if cov_type != "observed":
-        scores = per_observation_scores(loglik, spec, dyn, data, phi, nobs)
-    cov = covariance(cov_type, an, scores, clusters, n_clusters)
+        # NaN unless loglik is the sum over the observation leaves (fit() raises then)
+        scores, additive = per_observation_scores(loglik, spec, dyn, data, phi, obs_mask)
+    cov = jnp.where(additive, covariance(cov_type, an, scores, clusters, n_clusters), jnp.nan)
     var = jnp.diag(cov)
     se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
     low, high = spec.bounds_flat(dyn)
@@ -254,7 +246,8 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
 
 _core_jit = jax.jit(
     core,
-    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite"),
+    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite",
+                     "obs_mask"),
 )
 
 
@@ -282,16 +275,17 @@ def check_options(loglik, log_prior, method, maxiter, tol, cov):
     return ll, solver, maxiter, tol
 
 
-def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite) -> dict:
+def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite, obs=None) -> dict:
     """The static (jit cache key) arguments of :func:`core`."""
     return dict(loglik=ll, spec=spec, solver=solver, cov_type=cov, nobs=nobs,
-                n_clusters=n_clusters, check_finite=bool(check_finite))
+                n_clusters=n_clusters, check_finite=bool(check_finite),
+                obs_mask=None if obs is None else obs.mask)
 
 
-def result_meta(spec, nobs, solver, cov, ll) -> dict:
+def result_meta(spec, nobs, solver, cov, ll, obs=None) -> dict:
     """The static fields of a fit result (``FitResult``, ``BatchFitResult``)."""
     return dict(names=spec.names, nobs=nobs, method=getattr(solver, "name", "optax"),
-                cov_type=cov, _spec=spec, _loglik=ll)
+                cov_type=cov, _spec=spec, _loglik=ll, _obs=obs)
 
 
 
@@ -309,6 +303,7 @@ def fit(
     nobs=None,
     check_finite=True,
     log_prior=None,
+    obs=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
 
@@ -332,7 +327,15 @@ def fit(
             (cluster-robust; give ``clusters``). The per-observation covariances need
             the total log-likelihood to be the sum over observations.
         clusters: one label per observation, for ``cov="cluster"``.
-        nobs: number of observations, if the leading axis of the data is not it.
+        nobs: number of observations (used by BIC and AICc), if the leading axis of the
+            observation leaves is not it.
+        obs: the data leaves that hold one row per observation, by name (``"x"``,
+            ``["y", "X"]``, ``"data['x']"``; ``[]`` for none). Default: guessed, the
+            leaves sharing the most common leading-axis length. Whatever treats the
+            data as observations (OPG / sandwich / cluster covariance, bootstrap
+            resampling, a guessed ``nobs`` in BIC) first checks, at the estimate, that
+            the log-likelihood equals the sum of its terms on those leaves sliced to one
+            row each, and refuses otherwise.
         check_finite: refuse data containing NaN/inf (set False if ``loglik``
             masks them itself).
         log_prior: ``log_prior(params) -> scalar`` added to the log-likelihood: the fit
@@ -349,7 +352,7 @@ def fit(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
-    n = infer_nobs(data) if nobs is None else int(nobs)
+    n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     dtype = dyn.values[0].dtype
     out, finite_leaves = _core_jit(
@@ -358,10 +361,12 @@ def fit(
         jnp.asarray(tol, dtype),
         jnp.asarray(maxiter, jnp.int32),
         codes,
-        **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
+        **core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info),
     )
-    res = FitResult(**out, _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll))
+    res = FitResult(**out, _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
+        if cov in PER_OBSERVATION_COV:
+            require_additive(res, f"cov={cov!r}")
         _raise_or_warn(res, data, finite_leaves)
     return res
 

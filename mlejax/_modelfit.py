@@ -15,7 +15,7 @@ import numpy as np
 
 from ._constraints import FIXED, FREE, INTERVAL, LOWER, UPPER, Bounded, Fixed
 from ._inference import analyse_information, at_bound
-from ._result import _META, FitResult
+from ._result import META_FIELDS as _META, FitResult
 from ._status import HessianWarning, Status
 
 

@@ -20,7 +20,9 @@ from ._inference import (
     per_observation_scores,
     pinv_information,
 )
+from ._observations import checked_nobs, require_additive
 from ._status import Status, message as status_message
+from ._summary import checked_or_none
 
 
 class DeltaResult(NamedTuple):
@@ -61,6 +63,7 @@ class FitFields:
     cov_type: str = "observed"
     _spec: Any = None
     _loglik: Any = None
+    _obs: Any = None  # _observations.Observations: which data leaves are observations
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -73,16 +76,17 @@ class FitFields:
 
     @property
     def aicc(self):
-        n, k = self.nobs, self.nparams
+        n, k = checked_nobs(self, "AICc"), self.nparams
         if n is None or n - k - 1 <= 0:
             return jnp.nan * self.loglik
         return self.aic + 2.0 * k * (k + 1) / (n - k - 1)
 
     @property
     def bic(self):
-        if not self.nobs:
+        n = checked_nobs(self, "BIC")
+        if not n:
             return jnp.nan * self.loglik
-        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
+        return self.nparams * math.log(n) - 2.0 * self.loglik
 
     @property
     def at_bound(self):
@@ -331,8 +335,9 @@ class FitResult(FitFields):
                 raise ValueError("a MAP fit (log_prior) only has cov_type 'observed' or 'pinv'.")
             scores = None
             if cov_type != "observed":
-                scores = per_observation_scores(
-                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self.nobs
+                require_additive(self, f"with_cov({cov_type!r})")
+                scores, _ = per_observation_scores(
+                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self._obs.mask
                 )
             cov = covariance(cov_type, analyse_information(info), scores, codes, n_clusters)
         var = jnp.diag(cov)
@@ -361,8 +366,8 @@ class FitResult(FitFields):
             "nobs": self.nobs,
             "nparams": self.nparams,
             "aic": f(self.aic),
-            "aicc": f(self.aicc),
-            "bic": f(self.bic),
+            "aicc": checked_or_none(lambda: f(self.aicc)),
+            "bic": checked_or_none(lambda: f(self.bic)),
             "converged": bool(self.converged),
             "status": Status(int(self.status)).name,
             "message": self.message,
@@ -446,9 +451,9 @@ def _check_level(level):
         raise ValueError(f"level={level} must be strictly between 0 and 1 (e.g. 0.95).")
 
 
-_META = ("names", "nobs", "method", "cov_type", "_spec", "_loglik")
+META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs")
 jax.tree_util.register_dataclass(
     FitResult,
-    data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in _META],
-    meta_fields=list(_META),
+    data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],
+    meta_fields=list(META_FIELDS),
 )

@@ -66,12 +66,22 @@ def flag_words(res) -> str:
     return ", ".join(on) if on else "none"
 
 
+def checked_or_none(get):
+    """``get()``, or None where it is refused (e.g. BIC with unverified observations)."""
+    try:
+        return get()
+    except ValueError:
+        return None
+
+
 def _header_pairs(res):
     nobs = "-" if res.nobs is None else str(res.nobs)
+    bic = checked_or_none(lambda: float(res.bic))
+    bic = "n/a: give nobs=" if bic is None else f"{bic:.6g}"
     return [
         ("Method:", res.method, "Log-likelihood:", f"{float(res.loglik):.6g}"),
         ("Converged:", str(bool(res.converged)), "AIC:", f"{float(res.aic):.6g}"),
-        ("Iterations:", str(int(res.n_iter)), "BIC:", f"{float(res.bic):.6g}"),
+        ("Iterations:", str(int(res.n_iter)), "BIC:", bic),
         ("No. observations:", nobs, "Covariance:", res.cov_type),
     ]
 

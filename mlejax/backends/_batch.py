@@ -34,12 +34,12 @@ from .._fit import (
     check_options,
     core,
     core_static,
-    infer_nobs,
     prepare_data,
     result_meta,
 )
 from .._inference import cluster_codes
-from .._result import FitFields, FitResult, _check_level
+from .._observations import PER_OBSERVATION_COV, observations, require_additive
+from .._result import META_FIELDS as _META, FitFields, FitResult, _check_level
 from .._status import (
     BatchStatus,
     ConvergenceWarning,
@@ -119,6 +119,7 @@ run_chunks = jax.jit(
         "nobs",
         "n_clusters",
         "check_finite",
+        "obs_mask",
     ),
 )
 
@@ -396,7 +397,7 @@ def fit_batch(
     data = prepare_data(data)
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
-    n = infer_nobs(data0) if nobs is None else int(nobs)
+    n, obs_info = observations(data0, nobs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
 
     if init_fn is not None:
@@ -422,11 +423,13 @@ def fit_batch(
     data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
     out = run_fits(
         (data, dyn_b), shared, np.asarray(tol, default_float_dtype()), codes, make,
-        core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
+        core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info),
         maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, cov),
     )
-    res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll))
+    res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
+        if cov in PER_OBSERVATION_COV:
+            require_additive(res, f"cov={cov!r}", batched=True)
         _warn_batch(res)
     return res
 
@@ -578,7 +581,6 @@ class BatchFitResult(FitFields, BatchStatus):
     __repr__ = __str__
 
 
-_META = ("names", "nobs", "method", "cov_type", "_spec", "_loglik")
 jax.tree_util.register_dataclass(
     BatchFitResult,
     data_fields=[f.name for f in dataclasses.fields(BatchFitResult) if f.name not in _META],
