@@ -21,6 +21,7 @@ from ._inference import (
 )
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitResult
+from ._smooth import flag_not_smooth
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
@@ -367,6 +368,8 @@ def fit(
     if _is_concrete(res.status):
         if cov in PER_OBSERVATION_COV:
             require_additive(res, f"cov={cov!r}")
+        if int(res.status) not in (Status.NONFINITE_DATA, Status.NONFINITE_START):
+            res = flag_not_smooth(res)
         _raise_or_warn(res, data, finite_leaves)
     return res
 
@@ -390,7 +393,7 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             f"(loglik = {float(res.loglik)}). Choose init inside the support of the model "
             "(e.g. positive scales, probabilities in (0, 1)) or check loglik for log(0)."
         )
-    if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED):
+    if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED, Status.NOT_SMOOTH):
         warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
     elif status != Status.SUCCESS:
         warnings.warn(

@@ -64,6 +64,7 @@ class FitFields:
     _spec: Any = None
     _loglik: Any = None
     _obs: Any = None  # _observations.Observations: which data leaves are observations
+    rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -87,6 +88,12 @@ class FitFields:
         if not n:
             return jnp.nan * self.loglik
         return self.nparams * math.log(n) - 2.0 * self.loglik
+
+    @property
+    def not_smooth(self) -> bool:
+        """True when the log-likelihood is not smooth on the scale of its standard
+        errors (see ``rough_params``)."""
+        return bool(self.rough_params)
 
     @property
     def at_bound(self):
@@ -149,7 +156,22 @@ class FitResult(FitFields):
             ``conf_int(method="profile")``, which respects the bound; loosen the
             bound if it is not part of the model.
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
+        rough_params: names of the parameters along which the log-likelihood is not
+            smooth on the scale of its standard errors (status ``NOT_SMOOTH``;
+            ``not_smooth`` is True): the autodiff curvature at the estimate and the
+            change of the exact gradient over +- one standard error differ by more
+            than a factor of 3. Standard errors are NaN.
+            Causes: numerical noise (simulation, quadrature, an inner solver), kinks
+            (``abs``, ``max``, ``where``) or steps near the estimate.
+            Fix: make the log-likelihood smooth and accurate; use
+            ``conf_int(method="profile")`` or ``mj.bootstrap`` instead of Wald errors.
     """
+
+    def __post_init__(self):
+        # a single concrete fit reports its status as an mj.Status (arrays under vmap/jit)
+        st = self.status
+        if isinstance(st, (np.ndarray, jax.Array, np.integer)) and _is_concrete(st) and np.ndim(st) == 0:
+            object.__setattr__(self, "status", Status(int(st)))
 
     @property
     def message(self) -> str:
@@ -185,6 +207,11 @@ class FitResult(FitFields):
             notes.append(
                 f"{', '.join(at)} at or near a bound: Wald standard errors and intervals are "
                 "unreliable there; use conf_int(method='profile')"
+            )
+        if self.rough_params and int(self.status) != Status.NOT_SMOOTH:
+            notes.append(
+                f"the log-likelihood is not smooth along {', '.join(self.rough_params)} on the "
+                "scale of its standard errors: standard errors are NaN"
             )
         if self.nobs is not None and self.nobs <= self.nparams:
             notes.append(
@@ -229,18 +256,21 @@ class FitResult(FitFields):
         end; ``+-inf`` for an unbounded parameter the data do not bound, e.g. a
         non-identified one). All ends are computed in one compiled, vmapped call,
         reused for every level and for new data of the same shapes.
-        Fixed leaves get ``(nan, nan)``.
+        Fixed leaves get ``(nan, nan)``. For a single fit the ends are Python floats
+        (numpy arrays for array leaves); under ``vmap``/``jit`` they are JAX arrays.
         """
         _check_level(level)
         if method == "wald":
             z = ndtri(0.5 + level / 2.0)
             to_pair = lambda p, s: (p - z * s, p + z * s)  # noqa: E731
-            return jax.tree_util.tree_map(to_pair, self.params, self.stderr)
-        if method == "profile":
+            out = jax.tree_util.tree_map(to_pair, self.params, self.stderr)
+        elif method == "profile":
             from ._profile import profile_conf_int
 
-            return profile_conf_int(self, level)
-        raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
+            out = profile_conf_int(self, level)
+        else:
+            raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
+        return _to_host(out) if _is_concrete(self.loglik) else out
 
     def profile(self, name, grid):
         """The profile log-likelihood of one parameter over ``grid`` (natural scale).
@@ -438,6 +468,28 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def nan_covariance(res, **changes):
+    """``res`` with NaN covariance and standard errors and ``converged`` recomputed
+    from the (possibly changed) status: for numbers that cannot be trusted."""
+    dyn = res._dyn
+    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+    flat = jnp.full((res.nparams,), jnp.nan, jnp.result_type(res.loglik))
+    status = changes.pop("status", res.status)
+    return dataclasses.replace(
+        res, cov=jnp.full_like(res.cov, jnp.nan), stderr=res._spec.from_natural_flat(flat, nan_dyn),
+        status=status, converged=jnp.asarray(int(status) == Status.SUCCESS), **changes,
+    )
+
+
+def _to_host(tree):
+    """JAX arrays as plain Python floats (0-d) or numpy arrays."""
+    def conv(a):
+        a = np.asarray(a)
+        return float(a) if a.ndim == 0 else a
+
+    return jax.tree_util.tree_map(conv, tree)
+
+
 def _check_single_fit(res, what):
     if not _is_concrete(res.loglik) or jnp.ndim(res.loglik) != 0:
         raise ValueError(
@@ -451,7 +503,7 @@ def _check_level(level):
         raise ValueError(f"level={level} must be strictly between 0 and 1 (e.g. 0.95).")
 
 
-META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs")
+META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params")
 jax.tree_util.register_dataclass(
     FitResult,
     data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],

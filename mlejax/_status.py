@@ -26,6 +26,7 @@ class Status(enum.IntEnum):
     NONFINITE_START = 7
     NONFINITE_DATA = 8
     DIVERGING = 9
+    NOT_SMOOTH = 10
 
 
 MESSAGES = {
@@ -55,6 +56,13 @@ MESSAGES = {
     "infinity (the log-likelihood keeps rising ever more slowly, e.g. perfect separation in "
     "a logistic model): no finite maximum exists. Standard errors are NaN. Constrain, "
     "penalise (log_prior) or reparametrise the model",
+    Status.NOT_SMOOTH: "not converged: the log-likelihood is not smooth on the scale of its "
+    "standard errors (the curvature at the estimate differs by more than a factor of 3 from "
+    "the change of the exact gradient over one standard error), so the standard errors would "
+    "describe numerical noise or a kink, not the likelihood; they are NaN. Causes: noise from "
+    "simulation, quadrature or an inner optimisation, or kinks (abs, max, where). Fix: compute "
+    "the log-likelihood more accurately or smoothly, or use conf_int(method='profile') or the "
+    "bootstrap",
 }
 
 

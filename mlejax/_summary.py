@@ -18,6 +18,7 @@ _FLAG_WORDS = {
     "not_identified": "not identified",
     "ill_conditioned": "ill-conditioned",
     "at_bound": "parameter at a bound",
+    "not_smooth": "not smooth",
 }
 
 
@@ -61,6 +62,7 @@ def flag_words(res) -> str:
         _FLAG_WORDS["not_identified"] if bool(res.not_identified) else None,
         _FLAG_WORDS["ill_conditioned"] if bool(res.ill_conditioned) else None,
         _FLAG_WORDS["at_bound"] if bool(res.at_bound) else None,
+        _FLAG_WORDS["not_smooth"] if getattr(res, "rough_params", ()) else None,
     ]
     on = [w for w in on if w]
     return ", ".join(on) if on else "none"
