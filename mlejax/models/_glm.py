@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -24,7 +25,8 @@ from .._modelfit import (
     to_model_result,
     warn_result,
 )
-from .._status import HessianWarning, Status
+from .._result import nan_covariance
+from .._status import ConvergenceWarning, HessianWarning, Status
 from ..dist import nb2_logpmf
 
 
@@ -147,6 +149,12 @@ def _validate(model, y, x, offset, weights, link):
             f"X has shape {x.shape} but y has {y.shape[0]} observations; X must be (n, p) with "
             "one row per observation (add a column of ones for an intercept)."
         )
+    if x.shape[0] < x.shape[1]:
+        raise ValueError(
+            f"X has {x.shape[0]} rows and {x.shape[1]} columns: more coefficients than "
+            "observations, so they are not identified. Drop columns of X (or add a prior with "
+            "log_prior= for a penalised fit)."
+        )
     ok, what = Response.SUPPORT[response.support]
     if not ok(y):
         raise ValueError(f"y is outside the support of the {model} model: it needs {what}.")
@@ -163,7 +171,12 @@ def _start(response, link, y, x, offset, w):
     the linear model), and a moment estimate of the nuisance parameter."""
     ybar = np.sum(w * y) / np.sum(w)
     mu0 = y if link.name == "identity" else (y + ybar) / 2
-    eta0 = np.asarray(link.fn(jnp.asarray(mu0))) - offset
+    # all outcomes equal (all 0/1, all zero counts): link(mu0) is infinite; start inside
+    # the support, and the fit then reports the supremum at infinity (DIVERGING)
+    safe = (mu0 + 0.5) / 2 if response.support == "unit" else mu0 + 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta0 = np.asarray(link.fn(jnp.asarray(mu0)))
+    eta0 = np.where(np.isfinite(eta0), eta0, np.asarray(link.fn(jnp.asarray(safe)))) - offset
     sw = np.sqrt(w)
     q, r = np.linalg.qr(x * sw[:, None])  # least squares by QR: ~10x faster than SVD lstsq
     qty = q.T @ (eta0 * sw)
@@ -197,6 +210,25 @@ def _separation(res, link, y, x, offset):
         return None
     kind = "perfect" if k == len(y) else "quasi-complete"
     return kind, k
+
+
+def _at_infinity(res, response, link, y, x, offset, w):
+    """Why the supremum of a count or continuous GLM is at infinity, in words, or None:
+    zero counts fitted by a mean running to 0, or responses fitted exactly (zero
+    residual variance: the shape of a Gamma model runs to infinity)."""
+    mu = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    if response.name in ("poisson", "negbin"):
+        k = int(np.sum((y == 0) & (w > 0) & (mu < 1e-9 * max(float(np.max(y)), 1.0))))
+        if k:
+            return (f"{k} of {len(y)} zero counts are fitted by a mean running to 0 (e.g. all "
+                    "counts zero, or a covariate that is non-zero only where the counts are 0): "
+                    "coefficients diverge to -inf, so no finite MLE exists. Drop or merge that "
+                    "covariate/category, or add a prior (log_prior)")
+    if response.name == "gamma" and np.all(np.abs(y - mu)[w > 0] <= 1e-7 * np.abs(y)[w > 0]):
+        return ("the model fits every response exactly (zero residual variance, e.g. all y "
+                "equal): the Gamma shape runs to infinity, so no finite MLE exists. Check y, or "
+                "use a model without a dispersion parameter")
+    return None
 
 
 def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
@@ -253,39 +285,28 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             sigma2_unbiased=jnp.asarray(rss / (m - p)) if m > p else jnp.asarray(np.nan),
             stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
         )
+    sep = None
     if response.name == "bernoulli" and log_prior is None:
         sep = _separation(res, lnk, y, x, off)
         extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
         if sep is not None:
-            res = _not_identified(res)
             notes.append(
                 f"{sep[0]} separation: {sep[1]} of {n} outcomes are predicted exactly by the linear "
                 "predictor, so the MLE does not exist (coefficients diverge); the estimates and "
                 "standard errors are meaningless. Drop/merge the separating covariate or add a prior"
             )
+    elif log_prior is None:
+        cause = _at_infinity(res, response, lnk, y, x, off, w)
+        notes += [cause] if cause else []
+    if notes:  # the supremum is at infinity: the same status whatever the cause
+        b = res._spec.natural_flat(res.params)
+        res = nan_covariance(res, status=Status.DIVERGING, null_vector=b / jnp.linalg.norm(b))
     out = to_model_result(res, extras, notes)
     if notes:
-        import warnings
-
-        warnings.warn(out.message, PerfectSeparationWarning, stacklevel=2)
+        warnings.warn(out.message, PerfectSeparationWarning if sep else ConvergenceWarning, stacklevel=2)
     else:
         warn_result(out, stacklevel=2)
     return out
-
-
-def _not_identified(res):
-    b = res._spec.natural_flat(res.params)
-    nan = jnp.full_like(res.cov, jnp.nan)
-    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
-    return dataclasses.replace(
-        res,
-        cov=nan,
-        stderr=res._spec.from_natural_flat(jnp.full_like(b, jnp.nan), nan_dyn),
-        status=jnp.asarray(int(Status.NOT_IDENTIFIED), jnp.int32),
-        converged=jnp.asarray(False),
-        not_identified=jnp.asarray(True),
-        null_vector=b / jnp.linalg.norm(b),
-    )
 
 
 __all__ = ["glm", "PerfectSeparationWarning"]
