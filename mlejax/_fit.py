@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._constraints import parametrize
+from ._diagnose import nonfinite_note, with_nonfinite_diagnosis
 from ._inference import (
     COV_TYPES,
     analyse_information,
@@ -370,6 +371,8 @@ def fit(
             require_additive(res, f"cov={cov!r}")
         if int(res.status) not in (Status.NONFINITE_DATA, Status.NONFINITE_START):
             res = flag_not_smooth(res)
+        if int(res.status) == Status.NONFINITE:
+            res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
     return res
 
@@ -388,6 +391,9 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             "observations, or handle them inside loglik and pass check_finite=False."
         )
     if status == Status.NONFINITE_START:
+        note = nonfinite_note(res, res._spec.to_natural(res._spec.to_unconstrained(res._dyn), res._dyn))
+        if note is not None:
+            raise ValueError(f"at the starting values, {note}.")
         raise ValueError(
             f"the log-likelihood (or its gradient) is not finite at the starting values "
             f"(loglik = {float(res.loglik)}). Choose init inside the support of the model "

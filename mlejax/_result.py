@@ -65,6 +65,7 @@ class FitFields:
     _loglik: Any = None
     _obs: Any = None  # _observations.Observations: which data leaves are observations
     rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
+    diagnosis: tuple = ()  # host-side diagnoses in words, appended to the message
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -177,7 +178,7 @@ class FitResult(FitFields):
     def message(self) -> str:
         """The status in words, with the flags that qualify it (single fits)."""
         msg = status_message(self.status)
-        notes = self._flag_notes()
+        notes = list(self.diagnosis) + self._flag_notes()
         return msg + ("" if not notes else "; " + "; ".join(notes))
 
     def _flag_notes(self) -> list[str]:
@@ -503,7 +504,8 @@ def _check_level(level):
         raise ValueError(f"level={level} must be strictly between 0 and 1 (e.g. 0.95).")
 
 
-META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params")
+META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params",
+               "diagnosis")
 jax.tree_util.register_dataclass(
     FitResult,
     data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],

@@ -39,9 +39,8 @@ MESSAGES = {
     Status.PRECISION_LOSS: "not converged: no step improves the log-likelihood any more "
     "(precision loss) while the gradient is still above tol. The optimum may be on a "
     "numerically noisy or non-smooth surface; loosen tol or reparametrise",
-    Status.NONFINITE: "not converged: the log-likelihood or its gradient became NaN/inf and "
-    "no shorter step recovered. Constrain the parameters (mj.Positive, mj.Bounded) or "
-    "guard the log-likelihood against log(0)",
+    Status.NONFINITE: "not converged: the log-likelihood or one of its derivatives became "
+    "NaN/inf and no shorter step recovered",
     Status.UNBOUNDED: "not converged: the log-likelihood grows without bound (+inf). The model "
     "is degenerate for these data (e.g. a variance shrinking to zero on one point)",
     Status.NOT_MAXIMUM: "not a maximum: the gradient vanishes but the Hessian is not negative "
