@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +25,7 @@ from ._status import (
     ConvergenceWarning,
     HessianWarning,
     Status,
-    warn_if_float32,
+    warn_found,
 )
 from .solvers._driver import minimise
 from .solvers._solvers import Objective, OptaxAscent, make_solver
@@ -399,26 +397,19 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             f"(loglik = {float(res.loglik)}). Choose init inside the support of the model "
             "(e.g. positive scales, probabilities in (0, 1)) or check loglik for log(0)."
         )
+    found = []  # (category, text) of each problem, most important first
     if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED, Status.NOT_SMOOTH):
-        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+        found.append((HessianWarning, res.message))
     elif status != Status.SUCCESS:
-        warnings.warn(
-            f"{res.message} (after {int(res.n_iter)} iterations, gradient norm "
-            f"{float(res.grad_norm):.3g}).",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
+        found.append((ConvergenceWarning, f"{res.message} (after {int(res.n_iter)} iterations, "
+                                          f"gradient norm {float(res.grad_norm):.3g})"))
     elif (bool(res.ill_conditioned) or bool(np.any(np.asarray(res.params_at_bound)))
           or bool(res.hessian_not_negdef)):
-        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+        found.append((HessianWarning, res.message))
     if res.nobs is not None and res.nobs <= res.nparams:
-        warnings.warn(
-            f"only {res.nobs} observations for {res.nparams} parameters: the covariance is "
-            "not identified or unreliable.",
-            HessianWarning,
-            stacklevel=stacklevel,
-        )
-    warn_if_float32(jnp.result_type(res.loglik), stacklevel)
+        found.append((HessianWarning, f"only {res.nobs} observations for {res.nparams} parameters: "
+                                      "the covariance is not identified or unreliable"))
+    warn_found(found, jnp.result_type(res.loglik))
 
 
 __all__ = ["fit"]

@@ -16,7 +16,7 @@ import numpy as np
 from ._constraints import FIXED, FREE, INTERVAL, LOWER, UPPER, Bounded, Fixed
 from ._inference import analyse_information, at_bound
 from ._result import META_FIELDS as _META, FitResult
-from ._status import HessianWarning, Status
+from ._status import MLEJaxWarning, Status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +107,7 @@ with_information_jit = jax.jit(with_information, static_argnames=("converged_sta
 def quiet_fit(fit_fn, *args, **kwargs):
     """Run a fit whose warnings the caller re-issues after its own diagnosis."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HessianWarning)
-        from ._status import ConvergenceWarning
-
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", MLEJaxWarning)
         return fit_fn(*args, **kwargs)
 
 

@@ -21,7 +21,7 @@ from ._inference import (
     pinv_information,
 )
 from ._observations import checked_nobs, require_additive
-from ._status import Status, message as status_message
+from ._status import FLOAT32, Status, message as status_message
 from ._summary import checked_or_none
 
 
@@ -179,7 +179,10 @@ class FitResult(FitFields):
         """The status in words, with the flags that qualify it (single fits)."""
         msg = status_message(self.status)
         notes = list(self.diagnosis) + self._flag_notes()
-        return msg + ("" if not notes else "; " + "; ".join(notes))
+        msg = msg + ("" if not notes else "; " + "; ".join(notes))
+        if jnp.result_type(self.loglik) == jnp.float32 and (notes or int(self.status) != Status.SUCCESS):
+            msg = f"{FLOAT32}. Then: {msg}"  # float32 is named first: the likely cause
+        return msg
 
     def _flag_notes(self) -> list[str]:
         notes = []

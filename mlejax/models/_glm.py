@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -26,7 +25,7 @@ from .._modelfit import (
     warn_result,
 )
 from .._result import nan_covariance
-from .._status import ConvergenceWarning, HessianWarning, Status
+from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
 from ..dist import nb2_logpmf
 
 
@@ -303,7 +302,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         res = nan_covariance(res, status=Status.DIVERGING, null_vector=b / jnp.linalg.norm(b))
     out = to_model_result(res, extras, notes)
     if notes:
-        warnings.warn(out.message, PerfectSeparationWarning if sep else ConvergenceWarning, stacklevel=2)
+        warn_found([(PerfectSeparationWarning if sep else ConvergenceWarning, out.message)], dtype)
     else:
         warn_result(out, stacklevel=2)
     return out
