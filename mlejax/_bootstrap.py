@@ -23,6 +23,7 @@ from ._fit import _ById, _resolve_options, core_static
 from ._observations import require_additive
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
+from ._tables import Table, Tabular
 from .backends._batch import bytes_per_fit, run_fits
 
 __all__ = ["bootstrap", "BootstrapResult"]
@@ -251,7 +252,7 @@ def _check_sampler(sampler, key, res):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BootstrapResult:
+class BootstrapResult(Tabular):
     """Bootstrap replicates of a fit and the inference built on them.
 
     Attributes:
@@ -388,6 +389,18 @@ class BootstrapResult:
         d = jack.mean(axis=0) - jack
         den = 6.0 * np.sum(d**2, axis=0) ** 1.5
         return np.where(den > 0, np.sum(d**3, axis=0) / np.where(den > 0, den, 1.0), 0.0)
+
+    def _table(self) -> Table:
+        ok = self._ok()
+        k = len(self.names)
+        if ok.shape[0] > 1:
+            se, bias = np.std(ok, axis=0, ddof=1), np.mean(ok, axis=0) - self._phi
+            lo, hi = np.quantile(ok, [0.025, 0.975], axis=0)
+        else:
+            se = bias = lo = hi = np.full(k, np.nan)
+        rows = list(zip(self._phi, se, bias, lo, hi))
+        return Table(self.summary().splitlines()[0], "parameter", tuple(self.names),
+                     ("estimate", "boot se", "bias", "[0.025", "0.975]"), rows)
 
     def summary(self) -> str:
         se = np.std(self._ok(), axis=0, ddof=1) if self._ok().shape[0] > 1 else None

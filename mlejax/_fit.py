@@ -102,13 +102,40 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _is_number_list(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(
+        isinstance(e, (int, float, np.number)) and not isinstance(e, bool) for e in x
+    )
+
+
+def _is_pandas(x) -> bool:
+    return type(x).__module__.split(".")[0] == "pandas"
+
+
+def _columns(leaf):
+    """A pandas DataFrame as a dict of its named columns (a Series as its values), a
+    list of numbers as one array; anything else unchanged."""
+    if _is_pandas(leaf) and hasattr(leaf, "columns"):
+        return {str(c): np.asarray(leaf[c]) for c in leaf.columns}
+    if _is_pandas(leaf) and hasattr(leaf, "index"):
+        return np.asarray(leaf)
+    return np.asarray(leaf, dtype=float) if _is_number_list(leaf) else leaf
+
+
 def prepare_data(data):
-    """Turn data leaves into arrays; refuse what is not numeric, naming the leaf."""
+    """Turn data leaves into arrays; refuse what is not numeric, naming the leaf. A list
+    of numbers is one array; a pandas DataFrame becomes a dict of its named columns."""
+    data = jax.tree_util.tree_map(_columns, data, is_leaf=lambda x: _is_number_list(x) or _is_pandas(x))
 
     def conv(path, leaf):
         where = "data" + jax.tree_util.keystr(path)
         if isinstance(leaf, (str, bytes)):
             raise TypeError(f"{where} is a string; data leaves must be numbers or numeric arrays.")
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"{where} is complex ({jnp.result_type(leaf)}); mlejax fits real log-likelihoods. "
+                "Pass the real and imaginary parts as two leaves (or their modulus)."
+            )
         if isinstance(leaf, jax.Array):
             arr = leaf
         else:

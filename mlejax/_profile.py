@@ -33,6 +33,7 @@ from jax import lax
 
 from ._constraints import ParamValues
 from ._status import ConvergenceWarning, HessianWarning, Status
+from ._tables import Table, table_frame, table_html, table_text
 from .solvers._driver import minimise
 from .solvers._solvers import Newton, Objective
 
@@ -63,6 +64,22 @@ class Profile(NamedTuple):
     deviance: Any
     params: Any
     converged: Any
+
+    def _table(self) -> Table:
+        rows = list(zip(np.asarray(self.loglik), np.asarray(self.deviance), np.asarray(self.converged)))
+        return Table(f"mlejax profile log-likelihood of {self.name}", self.name,
+                     tuple(float(v) for v in np.asarray(self.values)), ("loglik", "deviance", "converged"), rows,
+                     ("deviance = 2 (loglik_hat - loglik); 3.84 is the 95% cut-off",))
+
+    def summary(self) -> str:
+        return table_text(self._table())
+
+    def _repr_html_(self) -> str:
+        return table_html(self._table())
+
+    def to_dataframe(self):
+        """One row per grid value (pandas is optional)."""
+        return table_frame(self._table(), "Profile")
 
 
 # -- the profiled objective ---------------------------------------------------------

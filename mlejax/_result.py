@@ -22,7 +22,7 @@ from ._inference import (
 )
 from ._observations import checked_nobs, require_additive
 from ._status import FLOAT32, Status, message as status_message
-from ._summary import checked_or_none
+from ._summary import checked_or_none, display_order
 
 
 class DeltaResult(NamedTuple):
@@ -391,9 +391,10 @@ class FitResult(FitFields):
         var = np.diag(cov) if cov.size else np.zeros(0)
         se = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
         f = lambda v: float(v)  # noqa: E731
+        order = display_order(self)
         return {
-            "params": {n: f(v) for n, v in zip(self.names, phi)},
-            "stderr": {n: f(v) for n, v in zip(self.names, se)},
+            "params": {self.names[i]: f(phi[i]) for i in order},
+            "stderr": {self.names[i]: f(se[i]) for i in order},
             "cov": cov.tolist(),
             "names": list(self.names),
             "loglik": f(self.loglik),

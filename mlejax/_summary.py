@@ -28,6 +28,12 @@ def _level_labels(level):
     return f"[{fmt(a / 100.0)}", f"{fmt(1.0 - a / 100.0)}]"
 
 
+def display_order(res) -> tuple:
+    """Indices of ``res.names`` in the user's order (dict insertion order)."""
+    spec = getattr(res, "_spec", None)
+    return spec.display_order if spec is not None else tuple(range(len(res.names)))
+
+
 def coef_table(res, level=0.95):
     """Rows ``(name, coef, std err, z, P>|z|, low, high)`` (Wald, at ``level``) and the
     two interval column labels."""
@@ -39,8 +45,8 @@ def coef_table(res, level=0.95):
     p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
     q = float(ndtri(0.5 + level / 2.0))
     rows = [
-        (name, phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
-        for i, name in enumerate(res.names)
+        (res.names[i], phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
+        for i in display_order(res)
     ]
     lo, hi = _level_labels(level)
     return rows, lo, hi

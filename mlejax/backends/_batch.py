@@ -47,6 +47,7 @@ from .._status import (
     Status,
     warn_if_float32,
 )
+from .._tables import Table, Tabular
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -460,7 +461,7 @@ def _warn_batch(res, stacklevel=3):
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchFitResult(FitFields, BatchStatus):
+class BatchFitResult(FitFields, BatchStatus, Tabular):
     """The result of :func:`mlejax.fit_batch`: the fields of :class:`FitResult`,
     each with a leading batch axis (one entry per fit).
 
@@ -572,6 +573,17 @@ class BatchFitResult(FitFields, BatchStatus):
                     f"{np.median(phi[:, j]):>12.5g}{np.nanmean(se[:, j]):>12.5g}"
                 )
         return "\n".join(lines)
+
+    def _table(self) -> Table:
+        order = self._spec.display_order
+        phi = np.asarray(jax.vmap(self._spec.natural_flat)(self.params))[:, order]
+        se = np.asarray(jax.vmap(self._spec.natural_flat)(self.stderr))[:, order]
+        names = [self.names[i] for i in order]
+        status = [Status(int(s)).name for s in np.asarray(self.status)]
+        rows = [(ll, st, ok, *p, *s) for ll, st, ok, p, s in
+                zip(np.asarray(self.loglik), status, np.asarray(self.converged), phi, se)]
+        return Table(self.summary().splitlines()[0], "fit", tuple(range(len(self))),
+                     ("loglik", "status", "converged", *names, *(f"se({n})" for n in names)), rows)
 
     def __str__(self) -> str:
         if _is_concrete(self.loglik) and jnp.ndim(self.loglik) == 1:

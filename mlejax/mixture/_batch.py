@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._status import BatchStatus, Status
+from .._tables import Table, Tabular
 from ..backends._batch import chunked_vmap, plan_chunks
 from ._em import DEFAULT_MAXITER, DEFAULT_TOL, check_em_options, em_pure
 
@@ -117,7 +118,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BatchMixtureResult(BatchStatus):
+class BatchMixtureResult(BatchStatus, Tabular):
     """The result of :func:`mlejax.em_batch`: the fields of :class:`MixtureResult`
     that EM itself produces, each with a leading batch axis. ``res[i]`` is dataset
     ``i`` as a full :class:`MixtureResult` (standard errors computed then)."""
@@ -169,6 +170,12 @@ class BatchMixtureResult(BatchStatus):
         if failed:
             lines.append("Not converged: " + ", ".join(f"{k} {v}" for k, v in failed))
         return "\n".join(lines)
+
+    def _table(self) -> Table:
+        rows = list(zip(np.asarray(self.loglik), np.asarray(self.n_iter),
+                        [Status(int(s)).name for s in np.asarray(self.status)], np.asarray(self.converged)))
+        return Table(self.summary().splitlines()[0], "dataset", tuple(range(len(self))),
+                     ("loglik", "n_iter", "status", "converged"), rows)
 
     def __str__(self) -> str:
         return self.summary()
