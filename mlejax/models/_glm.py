@@ -106,6 +106,7 @@ class Response:
 MODELS = {
     "linear": (Response("normal", "identity", "real", "sigma"), "identity"),
     "logit": (Response("bernoulli", "logit", "unit"), "logit"),
+    "binomial": (Response("bernoulli", "logit", "unit"), "logit"),  # with trials=: k of n
     "probit": (Response("bernoulli", "probit", "unit"), "probit"),
     "poisson": (Response("poisson", "log", "nonneg"), "log"),
     "negbin": (Response("negbin", "log", "nonneg", "alpha"), "log"),
@@ -230,8 +231,22 @@ def _at_infinity(res, response, link, y, x, offset, w):
     return None
 
 
+def _binomial(y, trials, weights):
+    """Successes out of ``trials`` as proportions with weights ``trials * weights``, and
+    the binomial constant ``sum w log C(n, k)`` of the full log-likelihood."""
+    k = check_finite_array("y", y).astype(float)
+    n = np.broadcast_to(check_finite_array("trials", trials).astype(float), k.shape)
+    if np.any(n < 1) or np.any(n != np.round(n)):
+        raise ValueError("trials must be positive integers (the number of trials of each row).")
+    if np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
+        raise ValueError("y must be the number of successes: integers between 0 and trials.")
+    w = np.ones(k.shape) if weights is None else np.asarray(weights, float)
+    const = float(np.sum(w * np.asarray(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1))))
+    return k / n, n * w, const
+
+
 def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
-        method="newton", maxiter=None, tol=None, log_prior=None):
+        method="newton", maxiter=None, tol=None, log_prior=None, trials=None):
     """Fit a regression model from a design matrix by maximum likelihood.
 
     Args:
@@ -247,6 +262,11 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         offset: added to the linear predictor (e.g. ``log(exposure)``).
         weights: frequency weights (the log-likelihood is ``sum w_i l_i``).
         cov, method, maxiter, tol: as in ``mj.fit``.
+        trials: for ``model="binomial"``, the number of trials of each row (an array
+            or one integer); ``y`` is then the number of successes. The
+            log-likelihood is the full binomial one (with ``log C(n, k)``), as in R
+            and statsmodels' GLM Binomial; ``extras["deviance"]`` is the residual
+            deviance. ``nobs`` counts the rows (never rows of weight 0).
         log_prior: ``log_prior(params) -> scalar`` for a MAP fit, e.g.
             ``mj.priors.normal(1.0, on="beta")`` (ridge); see :mod:`mlejax.priors`.
             With a proper prior the MAP exists also under separation.
@@ -266,15 +286,30 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         model's support (e.g. y not in [0, 1] for logit, negative counts), shapes that
         do not line up, or NaN/inf.
     """
+    columns = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    const = 0.0
+    if model == "binomial" or trials is not None:
+        if model != "binomial" or trials is None:
+            raise ValueError("trials= goes with model='binomial' (successes y out of trials).")
+        y, weights, const = _binomial(y, trials, weights)
     response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
     init = _start(response, lnk, y, x, off, w)
-    n = y.shape[0]
+    n = int(np.sum(w > 0))
     dtype = jnp.result_type(float)
     data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
     ll = glm_loglik(response, lnk)
     res = quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n,
                     log_prior=log_prior)
     extras, notes = {}, []
+    if model == "binomial":
+        p = np.asarray(lnk.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + off)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = w * (special.xlogy(y, y / p) + special.xlogy(1 - y, (1 - y) / (1 - p)))
+        extras["deviance"] = jnp.asarray(2.0 * np.sum(np.asarray(dev)))
+        res = dataclasses.replace(res, loglik=res.loglik + const)
+    if columns is not None and len(columns) == x.shape[1]:
+        res = dataclasses.replace(res, names=tuple(
+            f"beta[{columns[int(nm[5:-1])]}]" if nm.startswith("beta[") else nm for nm in res.names))
     if response.name == "normal":
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
         m = float(np.sum(w))
