@@ -296,8 +296,11 @@ class FitResult(FitFields):
 
         ``fn`` takes the params pytree (natural scale) and returns an array or
         pytree; its gradient comes from autodiff. By the invariance of the MLE the
-        estimate of ``fn(theta)`` is ``fn(theta_hat)``.
+        estimate of ``fn(theta)`` is ``fn(theta_hat)``. On a stack of fits (the result
+        of ``jax.vmap`` over ``mj.fit``) it is computed for every fit.
         """
+        if _is_concrete(self.loglik) and jnp.ndim(self.loglik) > 0:
+            return jax.vmap(lambda r: r.delta(fn))(self)
         spec, dyn = self._spec, self._dyn
         phi = self._phi()
         g = lambda p: jax.flatten_util.ravel_pytree(fn(spec.from_natural_flat(p, dyn)))[0]  # noqa: E731
@@ -454,6 +457,7 @@ class FitResult(FitFields):
         from ._summary import summary_text
 
         _check_level(level)
+        _check_single_fit(self, "summary()")
         return summary_text(self, level)
 
     def _repr_html_(self) -> str:
@@ -498,8 +502,10 @@ def _to_host(tree):
 def _check_single_fit(res, what):
     if not _is_concrete(res.loglik) or jnp.ndim(res.loglik) != 0:
         raise ValueError(
-            f"{what} needs a single concrete fit; for a batch of fits, take one out first "
-            "(e.g. jax.tree_util.tree_map(lambda a: a[i], batch)), outside jit."
+            f"{what} needs a single concrete fit, but this FitResult holds a stack of fits "
+            "(from jax.vmap) or is traced. Use mj.fit_batch, whose result has summary() and "
+            "res[i], or take fit i out with jax.tree_util.tree_map(lambda a: a[i], res), "
+            "outside jit."
         )
 
 

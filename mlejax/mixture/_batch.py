@@ -62,7 +62,14 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         ``NONFINITE_DATA`` instead of an error.
     """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
-    arr = data if isinstance(data, jax.Array) else np.asarray(data)
+    try:
+        arr = data if isinstance(data, jax.Array) else np.asarray(data)
+    except ValueError as err:
+        raise ValueError(
+            "data is ragged (datasets of different shapes); em_batch needs B datasets of the "
+            "same shape, an array (B, n) or (B, n, d). Fit datasets of different sizes with "
+            "mj.em one at a time."
+        ) from err
     if arr.ndim not in (2, 3) or arr.shape[0] == 0:
         raise ValueError(
             f"data has shape {arr.shape}; em_batch needs (B, n) or (B, n, d): B datasets of n "
