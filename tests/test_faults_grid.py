@@ -212,6 +212,12 @@ def _batch_chunked():
     return mj.fit_batch(normal_ll, INIT, data, batch_size=2), mj.fit_batch(normal_ll, INIT, data)
 
 
+def _collinear():
+    rng = np.random.default_rng(2)
+    x1 = rng.normal(size=200)
+    return np.column_stack([x1, x1 + 1e-4 * rng.normal(size=200)]), x1 + rng.normal(size=200)
+
+
 def _tied_points():
     return np.concatenate([RNG.normal(0.0, 1.0, 30), np.full(10, 2.5)])
 
@@ -249,7 +255,7 @@ CASES = [
          match="not finite at the starting values"),
     Case(5, "fit_batch", "W", lambda: mj.fit_batch(lambda p, x: jnp.sum(jnp.log(x - p["mu"])), {"mu": 4.0},
                                                    np.stack([X + 10.0, X])),
-         check=lambda r: int(r.status[1]) == Status.NONFINITE_START and bool(r.converged[0])),
+         check=lambda r: int(r.status[1]) == Status.NONFINITE_START and int(r.status[0]) != Status.NONFINITE_START),
     # 6 NaN mid-fit: the step is rejected and the fit recovers (or says why not)
     Case(6, "fit", "F", _fit(ll=lambda r, k: jnp.sum(k * jnp.log(r) - r), init=5.0, data=np.array([0, 1, 0, 0, 1])),
          check=lambda r: bool(r.converged) and abs(float(r.params) - 0.4) < 1e-10),
@@ -292,7 +298,7 @@ CASES = [
          check=lambda ci: ci[0] == -np.inf and ci[1] == np.inf),
     # 14 ill-conditioned
     Case(14, "fit", "W", lambda: mj.fit(lambda b, d: jnp.sum(stats.norm.logpdf(d[1], d[0] @ b, 1.0)), jnp.zeros(2),
-                                        (np.column_stack([X, X + 1e-5 * RNG.normal(size=50)]), X)),
+                                        _collinear()),
          check=lambda r: bool(r.ill_conditioned), match="condition number", warn=mj.HessianWarning),
     # 15 a plateau is never a silent success
     Case(15, "fit", "W", _fit(ll=lambda p, x: -jax.nn.relu(p["a"] - 5.0) ** 2 + 0.0 * jnp.sum(x), init={"a": 0.0}),
@@ -345,7 +351,8 @@ CASES = [
          match="distinct", warn=mj.ConvergenceWarning,
          xfail="issue 16: em_batch warnings (FAULTS row 24 for batches)"),
     # 25 EM not converged
-    Case(25, "em", "W", lambda: mj.em(mj.GaussianMixture(2), _em_mixture_data(), maxiter=2, tol=1e-12, stderr=False),
+    Case(25, "em", "W", lambda: mj.em(mj.GaussianMixture(3), RNG.normal(size=(60, 2)), maxiter=2, tol=1e-12,
+                                      stderr=False),
          check=lambda r: int(r.status) == Status.MAX_ITER and not bool(r.converged), match="did not converge",
          warn=mj.ConvergenceWarning),
     # 26 EM never lowers the log-likelihood (an invariant)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy import special, stats
+from jax.scipy import special
 
+from .. import dist
 from .._constraints import Positive
 from .._fit import fit
 from .._modelfit import (
@@ -26,7 +26,7 @@ from .._modelfit import (
 )
 from .._result import nan_covariance
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
-from ..dist import nb2_logpmf
+from ._formula import design
 
 
 class PerfectSeparationWarning(HessianWarning):
@@ -37,85 +37,48 @@ class PerfectSeparationWarning(HessianWarning):
     log_prior=mj.priors.normal(...))``: a ridge penalty, whose MAP always exists)."""
 
 
+def _log_probs(inverse):
+    """``(log mu, log(1 - mu))`` of a probability link, through ``mu``."""
+    return lambda e: (jnp.log(inverse(e)), jnp.log1p(-inverse(e)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Link:
     name: str
     inverse: Callable  # eta -> mu
     fn: Callable  # mu -> eta
+    log_probs: Callable = None  # eta -> (log mu, log(1 - mu)) for a probability mean
+
+    def __post_init__(self):
+        if self.log_probs is None:
+            object.__setattr__(self, "log_probs", _log_probs(self.inverse))
 
 
 LINKS = {
     "identity": Link("identity", lambda e: e, lambda m: m),
     "log": Link("log", jnp.exp, jnp.log),
-    "logit": Link("logit", jax.nn.sigmoid, lambda m: jnp.log(m) - jnp.log1p(-m)),
-    "probit": Link("probit", special.ndtr, special.ndtri),
+    # stable in the tails: log P(y=1), log P(y=0) straight from eta
+    "logit": Link("logit", jax.nn.sigmoid, lambda m: jnp.log(m) - jnp.log1p(-m),
+                  lambda e: (jax.nn.log_sigmoid(e), jax.nn.log_sigmoid(-e))),
+    "probit": Link("probit", special.ndtr, special.ndtri, lambda e: (special.log_ndtr(e), special.log_ndtr(-e))),
     "inverse": Link("inverse", lambda e: 1.0 / e, lambda m: 1.0 / m),
 }
 
-
-@dataclasses.dataclass(frozen=True)
-class Response:
-    """A response distribution given its mean: log-density, support, nuisance parameter."""
-
-    name: str
-    default_link: str
-    support: str  # "real" | "unit" | "nonneg" | "positive"
-    nuisance: str | None = None
-
-    SUPPORT: ClassVar[dict] = {
-        "real": (lambda y: True, "real numbers"),
-        "unit": (lambda y: np.all((y >= 0) & (y <= 1)), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
-        "nonneg": (lambda y: np.all(y >= 0), "non-negative counts"),
-        "positive": (lambda y: np.all(y > 0), "positive values (y > 0)"),
-    }
-
-    def logpdf(self, y, eta, link, nu):
-        if self.name == "bernoulli":
-            # log P(y=1) and log P(y=0) from eta directly: stable in the tails.
-            if link.name == "logit":
-                lp, lq = jax.nn.log_sigmoid(eta), jax.nn.log_sigmoid(-eta)
-            elif link.name == "probit":
-                lp, lq = special.log_ndtr(eta), special.log_ndtr(-eta)
-            else:
-                mu = link.inverse(eta)
-                lp, lq = jnp.log(mu), jnp.log1p(-mu)
-            return jnp.where(y > 0, y * lp, 0.0) + jnp.where(y < 1, (1 - y) * lq, 0.0)
-        mu = link.inverse(eta)
-        if self.name == "normal":
-            return stats.norm.logpdf(y, mu, nu)
-        if self.name == "poisson":
-            return special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
-        if self.name == "negbin":
-            return nb2_logpmf(y, mu, nu)
-        if self.name == "gamma":  # shape nu, mean mu: rate nu / mu
-            return nu * jnp.log(nu / mu) - special.gammaln(nu) + (nu - 1) * jnp.log(y) - nu * y / mu
-        raise AssertionError(self.name)
-
-    def nuisance_start(self, y, mu, w):
-        r = y - mu
-        mean = lambda a: np.sum(w * a) / np.sum(w)  # noqa: E731
-        if self.name == "normal":
-            return math.sqrt(max(mean(r**2), 1e-300))
-        if self.name == "negbin":
-            return max(mean((r**2 - mu) / mu**2), 1e-2)
-        if self.name == "gamma":
-            return 1.0 / max(mean(r**2 / mu**2), 1e-8)
-        return None
-
-
+# model name -> (response family from mlejax.dist, default link). The family gives
+# the log-density, the support, the nuisance parameter and its start.
 MODELS = {
-    "linear": (Response("normal", "identity", "real", "sigma"), "identity"),
-    "logit": (Response("bernoulli", "logit", "unit"), "logit"),
-    "binomial": (Response("bernoulli", "logit", "unit"), "logit"),  # with trials=: k of n
-    "probit": (Response("bernoulli", "probit", "unit"), "probit"),
-    "poisson": (Response("poisson", "log", "nonneg"), "log"),
-    "negbin": (Response("negbin", "log", "nonneg", "alpha"), "log"),
-    "gamma": (Response("gamma", "inverse", "positive", "shape"), "inverse"),
+    "linear": (dist.Normal(), "identity"),
+    "logit": (dist.Bernoulli(), "logit"),
+    "binomial": (dist.Bernoulli(), "logit"),  # with trials=: y successes out of trials
+    "probit": (dist.Bernoulli(), "probit"),
+    "poisson": (dist.Poisson(), "log"),
+    "negbin": (dist.NegativeBinomial(), "log"),
+    "gamma": (dist.Gamma(), "inverse"),
 }
 
 
 @cached
-def glm_loglik(response: Response, link: Link):
+def glm_loglik(response: dist.Family, link: Link):
     """The (weighted) log-likelihood of one model: one function object per model, so
     refits reuse the compiled fit. ``data = (y, X, offset, w)``."""
 
@@ -123,7 +86,7 @@ def glm_loglik(response: Response, link: Link):
         y, x, offset, w = data
         eta = x @ params["beta"] + offset
         nu = params.get(response.nuisance) if response.nuisance else None
-        lp = response.logpdf(y, eta, link, nu)
+        lp = response.response_logpdf(y, eta, link, nu)
         return jnp.sum(jnp.where(w > 0, w * lp, 0.0))
 
     return loglik
@@ -136,7 +99,7 @@ def _validate(model, y, x, offset, weights, link):
     link = default if link is None else link
     if link not in LINKS:
         raise ValueError(f"link={link!r} is not known; use one of {tuple(LINKS)}.")
-    if response.name == "bernoulli" and link not in ("logit", "probit"):
+    if isinstance(response, dist.Bernoulli) and link not in ("logit", "probit"):
         raise ValueError(f"link={link!r}: model={model!r} sets its own link; use model='logit' or 'probit'.")
     y = check_finite_array("y", y).astype(float)
     x = check_finite_array("X", x).astype(float)
@@ -155,9 +118,7 @@ def _validate(model, y, x, offset, weights, link):
             "observations, so they are not identified. Drop columns of X (or add a prior with "
             "log_prior= for a penalised fit)."
         )
-    ok, what = Response.SUPPORT[response.support]
-    if not ok(y):
-        raise ValueError(f"y is outside the support of the {model} model: it needs {what}.")
+    response.check(y, "y", response.response_support, owner=f"the {model} model")
     n = y.shape[0]
     offset = np.zeros(n) if offset is None else check_finite_array("offset", offset).astype(float)
     if offset.shape != (n,):
@@ -173,7 +134,7 @@ def _start(response, link, y, x, offset, w):
     mu0 = y if link.name == "identity" else (y + ybar) / 2
     # all outcomes equal (all 0/1, all zero counts): link(mu0) is infinite; start inside
     # the support, and the fit then reports the supremum at infinity (DIVERGING)
-    safe = (mu0 + 0.5) / 2 if response.support == "unit" else mu0 + 0.5
+    safe = (mu0 + 0.5) / 2 if isinstance(response, dist.Bernoulli) else mu0 + 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
         eta0 = np.asarray(link.fn(jnp.asarray(mu0)))
     eta0 = np.where(np.isfinite(eta0), eta0, np.asarray(link.fn(jnp.asarray(safe)))) - offset
@@ -188,7 +149,8 @@ def _start(response, link, y, x, offset, w):
     init = {"beta": beta}
     if response.nuisance:
         mu = np.asarray(link.inverse(jnp.asarray(x @ beta + offset)))
-        mu = np.where(np.isfinite(mu) & (mu > 0), mu, ybar) if response.name != "normal" else mu
+        if not isinstance(response, dist.Normal):
+            mu = np.where(np.isfinite(mu) & (mu > 0), mu, ybar)
         init[response.nuisance] = Positive(response.nuisance_start(y, mu, w))
     return init
 
@@ -217,14 +179,14 @@ def _at_infinity(res, response, link, y, x, offset, w):
     zero counts fitted by a mean running to 0, or responses fitted exactly (zero
     residual variance: the shape of a Gamma model runs to infinity)."""
     mu = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
-    if response.name in ("poisson", "negbin"):
+    if isinstance(response, (dist.Poisson, dist.NegativeBinomial)):
         k = int(np.sum((y == 0) & (w > 0) & (mu < 1e-9 * max(float(np.max(y)), 1.0))))
         if k:
             return (f"{k} of {len(y)} zero counts are fitted by a mean running to 0 (e.g. all "
                     "counts zero, or a covariate that is non-zero only where the counts are 0): "
                     "coefficients diverge to -inf, so no finite MLE exists. Drop or merge that "
                     "covariate/category, or add a prior (log_prior)")
-    if response.name == "gamma" and np.all(np.abs(y - mu)[w > 0] <= 1e-7 * np.abs(y)[w > 0]):
+    if isinstance(response, dist.Gamma) and np.all(np.abs(y - mu)[w > 0] <= 1e-7 * np.abs(y)[w > 0]):
         return ("the model fits every response exactly (zero residual variance, e.g. all y "
                 "equal): the Gamma shape runs to infinity, so no finite MLE exists. Check y, or "
                 "use a model without a dispersion parameter")
@@ -241,17 +203,29 @@ def _binomial(y, trials, weights):
     if np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
         raise ValueError("y must be the number of successes: integers between 0 and trials.")
     w = np.ones(k.shape) if weights is None else np.asarray(weights, float)
-    const = float(np.sum(w * np.asarray(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1))))
-    return k / n, n * w, const
+    const = np.sum(w * np.asarray(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)))
+    return k / n, n * w, float(const)
 
 
-def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
+def _binomial_deviance(res, link, y, x, offset, w):
+    """Residual deviance ``2 sum w [y log(y/p) + (1-y) log((1-y)/(1-p))]`` (proportions)."""
+    p = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    dev = w * np.asarray(special.xlogy(y, y / p) + special.xlogy(1 - y, (1 - y) / (1 - p)))
+    return jnp.asarray(2.0 * np.sum(dev))
+
+
+def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights=None, cov="observed",
         method="newton", maxiter=None, tol=None, log_prior=None, trials=None):
-    """Fit a regression model from a design matrix by maximum likelihood.
+    """Fit a regression model from a design matrix (or a formula) by maximum likelihood.
 
     Args:
-        y: responses, shape ``(n,)``.
-        X: design matrix ``(n, p)`` (add a column of ones for an intercept).
+        y: responses, shape ``(n,)``; or a formula such as ``"y ~ x1 + np.log(x2) + C(g)"``
+            with ``data=`` (needs the optional extra ``formula``: formulaic). Rows with
+            missing values are dropped and the parameter ``names`` are the design
+            matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
+        X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
+            a formula.
+        data: with a formula, a pandas DataFrame (or a dict of columns).
         model: ``"linear"`` (Normal; parameters ``beta``, ``sigma``), ``"logit"``,
             ``"probit"`` (0/1 outcomes or proportions), ``"poisson"``, ``"negbin"``
             (NB2: variance ``mu + alpha mu^2``; ``beta``, ``alpha``), ``"gamma"``
@@ -266,7 +240,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             or one integer); ``y`` is then the number of successes. The
             log-likelihood is the full binomial one (with ``log C(n, k)``), as in R
             and statsmodels' GLM Binomial; ``extras["deviance"]`` is the residual
-            deviance. ``nobs`` counts the rows (never rows of weight 0).
+            deviance. ``nobs`` counts the rows of positive weight.
         log_prior: ``log_prior(params) -> scalar`` for a MAP fit, e.g.
             ``mj.priors.normal(1.0, on="beta")`` (ridge); see :mod:`mlejax.priors`.
             With a proper prior the MAP exists also under separation.
@@ -279,22 +253,36 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         for binary models ``separation`` (None, "perfect" or "quasi-complete") and
         ``n_separated``: with separation the MLE does not exist, the fit is reported
         as not identified (standard errors NaN) with a
-        :class:`PerfectSeparationWarning`.
+        :class:`PerfectSeparationWarning`. Whenever the MLE is at infinity
+        (separation, all outcomes equal, zero counts fitted by a vanishing mean, a
+        Gamma fitting every response exactly) the status is ``DIVERGING``, the
+        standard errors NaN, and the warning names the cause. A pandas DataFrame
+        ``X`` names the coefficients after its columns.
 
     Raises:
         ValueError naming ``y``/``X``/``offset``/``weights`` for a response outside the
         model's support (e.g. y not in [0, 1] for logit, negative counts), shapes that
         do not line up, or NaN/inf.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> X = np.column_stack([np.ones(6), [0.0, 1, 2, 3, 4, 5]])
+        >>> res = mj.glm(np.array([1.0, 0, 2, 4, 3, 7]), X, "poisson")
+        >>> res.names
+        ('beta[0]', 'beta[1]')
     """
-    columns = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+    if isinstance(y, str):
+        return _formula_glm(y, X if data is None else data, model, link=link, offset=offset, weights=weights,
+                            cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior)
+    columns = tuple(str(c) for c in X.columns) if hasattr(X, "columns") else None
     const = 0.0
     if model == "binomial" or trials is not None:
         if model != "binomial" or trials is None:
-            raise ValueError("trials= goes with model='binomial' (successes y out of trials).")
+            raise ValueError("trials= goes with model='binomial' (y successes out of trials).")
         y, weights, const = _binomial(y, trials, weights)
     response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
     init = _start(response, lnk, y, x, off, w)
-    n = int(np.sum(w > 0))
+    n = int(np.sum(w > 0))  # rows of weight 0 are not observations
     dtype = jnp.result_type(float)
     data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
     ll = glm_loglik(response, lnk)
@@ -302,15 +290,11 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
                     log_prior=log_prior)
     extras, notes = {}, []
     if model == "binomial":
-        p = np.asarray(lnk.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + off)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = w * (special.xlogy(y, y / p) + special.xlogy(1 - y, (1 - y) / (1 - p)))
-        extras["deviance"] = jnp.asarray(2.0 * np.sum(np.asarray(dev)))
+        extras["deviance"] = _binomial_deviance(res, lnk, y, x, off, w)
         res = dataclasses.replace(res, loglik=res.loglik + const)
     if columns is not None and len(columns) == x.shape[1]:
-        res = dataclasses.replace(res, names=tuple(
-            f"beta[{columns[int(nm[5:-1])]}]" if nm.startswith("beta[") else nm for nm in res.names))
-    if response.name == "normal":
+        res = dataclasses.replace(res, names=columns + res.names[len(columns):])
+    if isinstance(response, dist.Normal):
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
         m = float(np.sum(w))
         p = x.shape[1]
@@ -320,7 +304,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
         )
     sep = None
-    if response.name == "bernoulli" and log_prior is None:
+    if isinstance(response, dist.Bernoulli) and log_prior is None:
         sep = _separation(res, lnk, y, x, off)
         extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
         if sep is not None:
@@ -341,6 +325,16 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
     else:
         warn_result(out, stacklevel=2)
     return out
+
+
+def _formula_glm(formula, data, model, **kw):
+    """``glm`` from a formula: the design from :mod:`._formula`, the names from its columns."""
+    y, x, names, rows = design(formula, data)
+    for k in ("offset", "weights"):  # per-row arguments follow the rows kept
+        if kw[k] is not None and len(rows) < len(np.asarray(kw[k])):
+            kw[k] = np.asarray(kw[k])[rows]
+    res = glm(y, x, model, **kw)
+    return dataclasses.replace(res, names=names + res.names[len(names):])
 
 
 __all__ = ["glm", "PerfectSeparationWarning"]
