@@ -261,6 +261,8 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
     are not numbers, not finite, or outside their constraint.
     """
     dtype = default_float_dtype()
+    if type(init).__module__.split(".")[0] == "pandas" and hasattr(init, "index") and not hasattr(init, "columns"):
+        init = {str(k): v for k, v in init.items()}  # a pandas Series: one parameter per label
     flat, treedef = jax.tree_util.tree_flatten_with_path(init, is_leaf=is_marker)
     if not flat:
         raise ValueError("init has no parameters: pass a number, an array or a pytree of them.")

@@ -196,3 +196,10 @@ def test_binomial_with_trials_matches_statsmodels():
     # nobs never counts rows of weight 0
     w = np.r_[np.ones(30), np.zeros(5)]
     assert mj.glm(k, x, "binomial", trials=n, weights=w).nobs == 30
+
+
+def test_series_start_keeps_its_labels():
+    start = pd.Series([0.0, 1.0], index=["mu", "log_sigma"])
+    res = mj.fit(lambda p, x: jnp.sum(stats.norm.logpdf(x, p["mu"], jnp.exp(p["log_sigma"]))), start, X)
+    assert res.names == ("mu", "log_sigma") and list(res.to_dataframe().index) == ["mu", "log_sigma"]
+    np.testing.assert_allclose(res.params["mu"], X.mean(), rtol=1e-10)
