@@ -33,11 +33,12 @@ def step_ll(p, x):
 
 
 def test_profile_end_at_a_jump_is_finite_and_flagged():
-    res = _fit(ll=step_ll)
+    x = X - X.mean() + 5.3  # the smooth interval (4.68, 5.92) straddles the step at 5.5
+    res = _fit(ll=step_ll, data=x)
     with pytest.warns(mj.HessianWarning, match="jumps across the cut-off"):
         ci = res.conf_int(method="profile")
     lo, hi = ci["mu"]
-    smooth = _fit().conf_int(method="profile")["mu"]
+    smooth = _fit(data=x).conf_int(method="profile")["mu"]
     assert lo == pytest.approx(smooth[0], rel=1e-8)  # the lower end does not see the step
     assert hi == pytest.approx(5.5, abs=1e-8) and hi < smooth[1]
 
