@@ -414,15 +414,13 @@ CASES = [
          match="second derivatives", warn=mj.ConvergenceWarning),
     # 37 a constant added to the log-likelihood: the same fit, the same status
     Case(37, "fit", "F", _fit(ll=shifted_ll),
-         check=lambda r: bool(r.converged) and abs(float(r.params["mu"]) - X.mean()) < 1e-8,
-         xfail="issue 10: scale-free convergence test (item 8 of issue 11)"),
+         check=lambda r: bool(r.converged) and abs(float(r.params["mu"]) - X.mean()) < 1e-8),
     # 38 float32: named first, one warning, at the caller's line
     _f32_case(38, "fit", _one_precision_warning_at_caller),
     _f32_case(38, "glm", _one_precision_warning_at_caller),
     _f32_case(38, "fit_dist", _one_precision_warning_at_caller),
     # 39 HMM faults
-    Case(39, "em", "E", lambda: mj.em(mj.HMM(mj.dist.Normal(), 0), np.zeros(10)), match="n_states",
-         xfail="HMMs (mj.HMM) are another issue"),
+    Case(39, "em", "E", lambda: mj.em(mj.HMM(mj.dist.Normal(), 0), np.zeros(10)), match="n_states"),
 ]
 
 
