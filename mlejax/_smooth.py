@@ -13,6 +13,7 @@ standard errors.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 
 import jax
@@ -23,6 +24,11 @@ from ._result import nan_covariance
 from ._status import Status
 
 RATIO = 3.0
+
+# The ready-made models (glm, fit_dist, curve_fit) are smooth by construction; their
+# likelihoods can be far from quadratic over one standard error (e.g. an inverse link),
+# which this check would mistake for roughness. They switch it off while they fit.
+MODEL_FIT = contextvars.ContextVar("mlejax_model_fit", default=False)
 
 
 @functools.partial(jax.jit, static_argnames=("loglik", "spec"))
@@ -60,7 +66,7 @@ def flag_not_smooth(res):
     """``res`` with the smoothness check applied: where it fails, status
     ``NOT_SMOOTH`` (if it was ``SUCCESS``), the rough parameters named in
     ``rough_params``, and NaN covariance and standard errors."""
-    rough = rough_parameters(res)
+    rough = () if MODEL_FIT.get() else rough_parameters(res)
     if not rough:
         return res
     status = Status.NOT_SMOOTH if int(res.status) == Status.SUCCESS else res.status
