@@ -20,8 +20,10 @@ from jax.scipy.special import ndtr, ndtri
 
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
+from ._observations import require_additive
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
+from ._tables import Table, Tabular
 from .backends._batch import bytes_per_fit, run_fits
 
 __all__ = ["bootstrap", "BootstrapResult"]
@@ -76,15 +78,13 @@ class _Simulate:
         return dyn, self.sampler(key, params, data)
 
 
-def _obs_leaves(res: FitResult):
+def _obs_leaves(res: FitResult, what: str):
+    """The data leaves, their treedef, which are observations, and their count;
+    refused unless the log-likelihood is a sum over those observations."""
+    require_additive(res, what)
     leaves, treedef = jax.tree_util.tree_flatten(res._data)
-    n = res.nobs
-    mapped = tuple(jnp.ndim(a) >= 1 and jnp.shape(a)[0] == n for a in leaves)
-    if n is None or not any(mapped):
-        raise ValueError(
-            "resampling observations needs data whose leaves share a leading observation "
-            "axis (the fit's nobs); use kind='parametric' with a sampler otherwise."
-        )
+    mapped = res._obs.mask
+    n = next(jnp.shape(a)[0] for a, m in zip(leaves, mapped) if m)
     return leaves, treedef, mapped, n
 
 
@@ -192,7 +192,7 @@ def bootstrap(
     if kind == "nonparametric":
         if sampler is not None:
             raise ValueError("sampler= is for kind='parametric'.")
-        leaves, treedef, mapped, n = _obs_leaves(res)
+        leaves, treedef, mapped, n = _obs_leaves(res, "bootstrap(kind='nonparametric')")
         make = _Resample(mapped, treedef, int(n))
         shared = (dyn, leaves)
     else:
@@ -262,7 +262,7 @@ def _check_sampler(sampler, key, res):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BootstrapResult:
+class BootstrapResult(Tabular):
     """Bootstrap replicates of a fit and the inference built on them.
 
     Attributes:
@@ -373,7 +373,7 @@ class BootstrapResult:
         """Jackknife acceleration ``a`` per free parameter (leave-one-out fits)."""
         res = self._fit
         solver, maxiter, tol, batch_size, dyn = self._options
-        leaves, treedef, mapped, n = _obs_leaves(res)
+        leaves, treedef, mapped, n = _obs_leaves(res, "the BCa interval's jackknife")
         data_elems = sum(int(np.prod(jnp.shape(a))) for a in leaves)
         out = _run(
             res,
@@ -399,6 +399,18 @@ class BootstrapResult:
         d = jack.mean(axis=0) - jack
         den = 6.0 * np.sum(d**2, axis=0) ** 1.5
         return np.where(den > 0, np.sum(d**3, axis=0) / np.where(den > 0, den, 1.0), 0.0)
+
+    def _table(self) -> Table:
+        ok = self._ok()
+        k = len(self.names)
+        if ok.shape[0] > 1:
+            se, bias = np.std(ok, axis=0, ddof=1), np.mean(ok, axis=0) - self._phi
+            lo, hi = np.quantile(ok, [0.025, 0.975], axis=0)
+        else:
+            se = bias = lo = hi = np.full(k, np.nan)
+        rows = list(zip(self._phi, se, bias, lo, hi))
+        return Table(self.summary().splitlines()[0], "parameter", tuple(self.names),
+                     ("estimate", "boot se", "bias", "[0.025", "0.975]"), rows)
 
     def summary(self) -> str:
         se = np.std(self._ok(), axis=0, ddof=1) if self._ok().shape[0] > 1 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import chi2
@@ -15,23 +16,79 @@ class TestResult(NamedTuple):
     pvalue: float
 
 
-def lrt(full, restricted) -> TestResult:
+def _same_data(a, b) -> bool | None:
+    """True/False when the two data pytrees have the same structure and shapes (equal
+    values or not); None when their structures differ (not comparable)."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    if ta != tb or [np.shape(x) for x in la] != [np.shape(x) for x in lb]:
+        return None
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(la, lb))
+
+
+def _check_nested(full, restricted, nested: bool) -> None:
+    """Refuse fits on different data and models not known to be nested."""
+    if full.nobs != restricted.nobs:
+        raise ValueError(
+            f"the fits use different numbers of observations ({full.nobs} vs {restricted.nobs}); "
+            "a likelihood-ratio test needs the same data."
+        )
+    if _same_data(full._data, restricted._data) is False:
+        raise ValueError(
+            "the two fits were made on different data (same shapes, different values); a "
+            "likelihood-ratio test compares two models of the same data. Refit both on one dataset."
+        )
+    sf, sr = full._spec, restricted._spec
+    same_model = full._loglik == restricted._loglik and sf is not None and sr is not None
+    if same_model and sf.treedef == sr.treedef and sf.shapes == sr.shapes:
+        extra = sorted(set(sr.names) - set(sf.names))
+        if extra:
+            raise ValueError(
+                f"the restricted fit estimates {', '.join(extra)}, which the full fit holds "
+                "fixed: it is not nested in the full model. Swap them or check the mj.Fixed markers."
+            )
+        return
+    if not nested:
+        raise ValueError(
+            "mj.lrt cannot verify that the restricted model is nested in the full one: they "
+            "use different log-likelihood functions or parameter trees (e.g. a Normal against "
+            "a Laplace). For non-nested models compare AIC (res.aic, lower is better) instead; "
+            "if the restricted model is the full one with some parameters fixed, fit both with "
+            "the same loglik and mj.Fixed on the restricted parameters, or pass nested=True."
+        )
+
+
+def lrt(full, restricted, *, nested: bool = False) -> TestResult:
     """Likelihood-ratio test of a restricted fit nested in a full one.
 
     ``statistic = 2 (loglik_full - loglik_restricted)``, chi-squared with
-    ``df = nparams_full - nparams_restricted`` under the null. Fit the restricted
-    model with ``mj.Fixed`` on the restricted parameters (same data).
+    ``df = nparams_full - nparams_restricted`` under the null.
+
+    Args:
+        full, restricted: two fits of the same data. The test is valid only if the
+            restricted model is the full one with some parameters held at fixed
+            values: fit both with the same ``loglik`` and parameter tree, with
+            ``mj.Fixed`` on the restricted parameters (``mj.Fixed(v, mask=...)`` for
+            part of a vector), and mlejax checks the nesting itself.
+        nested: with two different log-likelihood functions mlejax cannot check the
+            nesting; pass ``nested=True`` to assert it.
+
+    Returns:
+        ``TestResult(statistic, df, pvalue)``.
+
+    Raises:
+        ValueError: the fits use different data, the models are not (known to be)
+            nested (compare ``aic`` for non-nested models), the larger model is not
+            first, or the full fit has a lower log-likelihood.
 
     Examples:
-        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
-        >>> def loglik(p, x):
-        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
-        >>> x = np.random.default_rng(0).normal(0.5, 1.0, 100)
-        >>> full = mj.fit(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
-        >>> null = mj.fit(loglik, {"mu": mj.Fixed(0.0), "sigma": mj.Positive(1.0)}, x)
-        >>> test = mj.lrt(full, null)
-        >>> test.df, bool(test.pvalue < 0.01)
-        (1, True)
+        >>> import jax.numpy as jnp, mlejax as mj
+        >>> x = jnp.array([0.3, 1.2, -0.4, 0.8, 1.9, 0.1])
+        >>> ll = lambda p, x: jnp.sum(-0.5 * ((x - p["mu"]) / p["s"]) ** 2 - jnp.log(p["s"]))
+        >>> full = mj.fit(ll, {"mu": 0.0, "s": mj.Positive(1.0)}, x)
+        >>> null = mj.fit(ll, {"mu": mj.Fixed(0.0), "s": mj.Positive(1.0)}, x)
+        >>> mj.lrt(full, null).df
+        1
     """
     df = full.nparams - restricted.nparams
     if df <= 0:
@@ -39,11 +96,7 @@ def lrt(full, restricted) -> TestResult:
             f"the full model has {full.nparams} free parameters and the restricted one "
             f"{restricted.nparams}; pass the larger model first: lrt(full, restricted)."
         )
-    if full.nobs != restricted.nobs:
-        raise ValueError(
-            f"the fits use different numbers of observations ({full.nobs} vs {restricted.nobs}); "
-            "a likelihood-ratio test needs the same data."
-        )
+    _check_nested(full, restricted, nested)
     stat = 2.0 * (full.loglik - restricted.loglik)
     if np.any(np.asarray(stat) < -1e-6 * np.maximum(1.0, np.abs(np.asarray(full.loglik)))):
         raise ValueError(

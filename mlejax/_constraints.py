@@ -142,6 +142,12 @@ class ParamSpec:
     shapes: tuple
     leaf_names: tuple
     names: tuple  # one per free scalar parameter, e.g. "beta[2]"
+    order: tuple = ()  # indices into names in the user's order (dict insertion order)
+
+    @property
+    def display_order(self) -> tuple:
+        """Indices of ``names`` in the order the user wrote them (JAX sorts dict keys)."""
+        return self.order or tuple(range(len(self.names)))
 
     @property
     def free(self) -> tuple:
@@ -291,6 +297,8 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
     are not numbers, not finite, or outside their constraint.
     """
     dtype = default_float_dtype()
+    if type(init).__module__.split(".")[0] == "pandas" and hasattr(init, "index") and not hasattr(init, "columns"):
+        init = {str(k): v for k, v in init.items()}  # a pandas Series: one parameter per label
     flat, treedef = jax.tree_util.tree_flatten_with_path(init, is_leaf=is_marker)
     if not flat:
         raise ValueError("init has no parameters: pass a number, an array or a pytree of them.")
@@ -344,8 +352,35 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
         values.append(value)
         lows.append(low)
         highs.append(high)
-    spec = ParamSpec(treedef, tuple(kinds), tuple(shapes), tuple(leaf_names), tuple(names))
+    order = _user_order(init, [p for p, _ in flat], kinds, shapes)
+    spec = ParamSpec(treedef, tuple(kinds), tuple(shapes), tuple(leaf_names), tuple(names), order)
     return spec, ParamValues(tuple(values), tuple(lows), tuple(highs))
+
+
+def _insertion_rank(tree, path) -> tuple:
+    """Position of a leaf in the user's order: dict keys by insertion, not sorted."""
+    rank, node = [], tree
+    for k in path:
+        if isinstance(k, jax.tree_util.DictKey) and isinstance(node, dict):
+            rank.append(list(node).index(k.key))
+            node = node[k.key]
+        elif isinstance(k, jax.tree_util.SequenceKey) and isinstance(node, (list, tuple)):
+            rank.append(k.idx)
+            node = node[k.idx]
+        else:
+            return tuple(rank)
+    return tuple(rank)
+
+
+def _user_order(init, paths, kinds, shapes) -> tuple:
+    """Indices of the free element names in the user's order (empty if it is JAX's)."""
+    starts, i = [], 0
+    for kind, shape in zip(kinds, shapes):
+        starts.append(i)
+        i += math.prod(shape) if kind != FIXED else 0
+    leaves = sorted(range(len(paths)), key=lambda j: (_insertion_rank(init, paths[j]), j))
+    order = tuple(starts[j] + e for j in leaves if kinds[j] != FIXED for e in range(math.prod(shapes[j])))
+    return () if order == tuple(range(i)) else order
 
 
 def _bounded_kind(low, high, name):

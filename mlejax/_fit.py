@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from collections import Counter
 from typing import Any, NamedTuple
 
 import jax
@@ -11,24 +9,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._constraints import parametrize
+from ._diagnose import nonfinite_note, with_nonfinite_diagnosis
 from ._inference import (
     COV_TYPES,
     analyse_information,
     at_bound,
+    checked_scores,
     cluster_codes,
     covariance,
     diverging,
     information_by_chain_rule,
     natural_loglik,
     observed_information,
-    per_observation_scores,
 )
+from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitResult
+from ._smooth import flag_not_smooth
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
     Status,
-    warn_if_float32,
+    warn_found,
 )
 from .solvers._base import Derivs, HostObjective, Objective, derivatives
 from .solvers._driver import minimise
@@ -103,13 +104,40 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _is_number_list(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(
+        isinstance(e, (int, float, np.number)) and not isinstance(e, bool) for e in x
+    )
+
+
+def _is_pandas(x) -> bool:
+    return type(x).__module__.split(".")[0] == "pandas"
+
+
+def _columns(leaf):
+    """A pandas DataFrame as a dict of its named columns (a Series as its values), a
+    list of numbers as one array; anything else unchanged."""
+    if _is_pandas(leaf) and hasattr(leaf, "columns"):
+        return {str(c): np.asarray(leaf[c]) for c in leaf.columns}
+    if _is_pandas(leaf) and hasattr(leaf, "index"):
+        return np.asarray(leaf)
+    return np.asarray(leaf, dtype=float) if _is_number_list(leaf) else leaf
+
+
 def prepare_data(data):
-    """Turn data leaves into arrays; refuse what is not numeric, naming the leaf."""
+    """Turn data leaves into arrays; refuse what is not numeric, naming the leaf. A list
+    of numbers is one array; a pandas DataFrame becomes a dict of its named columns."""
+    data = jax.tree_util.tree_map(_columns, data, is_leaf=lambda x: _is_number_list(x) or _is_pandas(x))
 
     def conv(path, leaf):
         where = "data" + jax.tree_util.keystr(path)
         if isinstance(leaf, (str, bytes)):
             raise TypeError(f"{where} is a string; data leaves must be numbers or numeric arrays.")
+        if jnp.iscomplexobj(leaf):
+            raise TypeError(
+                f"{where} is complex ({jnp.result_type(leaf)}); mlejax fits real log-likelihoods. "
+                "Pass the real and imaginary parts as two leaves (or their modulus)."
+            )
         if isinstance(leaf, jax.Array):
             arr = leaf
         else:
@@ -126,15 +154,6 @@ def prepare_data(data):
         return arr
 
     return jax.tree_util.tree_map_with_path(conv, data)
-
-
-def infer_nobs(data):
-    """The leading-axis length shared by most data leaves (ties: the largest)."""
-    sizes = [jnp.shape(a)[0] for a in jax.tree_util.tree_leaves(data) if jnp.ndim(a) >= 1]
-    if not sizes:
-        return None
-    counts = Counter(sizes)
-    return max(counts, key=lambda n: (counts[n], n))
 
 
 def _float_leaves(data):
@@ -263,7 +282,7 @@ def _negative_loglik(loglik, spec, dyn, data):
 
 
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
-         check_finite) -> tuple[FitCore, tuple]:
+         check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
     """The whole fit as one pure function (jit-compiled; vmap-able): the solver runs in
     one ``lax.while_loop``. Used under ``jax.jit``/``jax.vmap``, by ``fit_batch``, the
     profile likelihood and the bootstrap."""
@@ -284,7 +303,7 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     hooks = Hooks(
         refine=lambda info, exact: jnp.where(
             exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn)))),
-        scores=lambda phi: per_observation_scores(loglik, spec, dyn, data, phi, nobs),
+        scores=lambda phi: checked_scores(loglik, spec, dyn, data, phi, obs_mask),
         log_prior=loglik.log_prior if isinstance(loglik, _Penalised) else None,
     )
     finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
@@ -297,7 +316,7 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
 
 _core_jit = jax.jit(
     core,
-    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite"),
+    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite", "obs_mask"),
 )
 
 
@@ -329,7 +348,7 @@ _natural_hessian_jit = jax.jit(
     lambda phi, dyn, data, loglik, spec: observed_information(
         natural_loglik(loglik, spec, dyn, data), phi),
     static_argnums=(3, 4))
-_scores_jit = jax.jit(per_observation_scores, static_argnums=(0, 1, 5))
+_scores_jit = jax.jit(checked_scores, static_argnums=(0, 1, 5))
 _log_prior_jit = jax.jit(lambda params, log_prior: log_prior(params), static_argnums=1)
 
 
@@ -349,7 +368,7 @@ def _host_ok(solver, dyn, data, tol) -> bool:
 
 
 def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs,
-             n_clusters, check_finite) -> tuple[FitCore, tuple]:
+             n_clusters, check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
     """:func:`core` with the driver loop and all the inference on the host (numpy): only
     the model's derivative kernel is compiled, once per model, shapes and order."""
     dtype = np.dtype(dyn.values[0].dtype)
@@ -391,7 +410,7 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
 
     hooks = Hooks(
         refine=refine,
-        scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, nobs), dtype),
+        scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, obs_mask), dtype),
         log_prior=(lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype))
         if isinstance(loglik, _Penalised) else None,
     )
@@ -425,16 +444,17 @@ def check_options(loglik, log_prior, method, maxiter, tol, cov):
     return ll, solver, maxiter, tol
 
 
-def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite) -> dict:
+def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite, obs=None) -> dict:
     """The static (jit cache key) arguments of :func:`core`."""
     return dict(loglik=ll, spec=spec, solver=solver, cov_type=cov, nobs=nobs,
-                n_clusters=n_clusters, check_finite=bool(check_finite))
+                n_clusters=n_clusters, check_finite=bool(check_finite),
+                obs_mask=None if obs is None else obs.mask)
 
 
-def result_meta(spec, nobs, solver, cov, ll) -> dict:
+def result_meta(spec, nobs, solver, cov, ll, obs=None) -> dict:
     """The static fields of a fit result (``FitResult``, ``BatchFitResult``)."""
     return dict(names=spec.names, nobs=nobs, method=solver.name,
-                cov_type=cov, _spec=spec, _loglik=ll)
+                cov_type=cov, _spec=spec, _loglik=ll, _obs=obs)
 
 
 
@@ -452,6 +472,7 @@ def fit(
     nobs=None,
     check_finite=True,
     log_prior=None,
+    obs=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
 
@@ -485,7 +506,15 @@ def fit(
             (cluster-robust; give ``clusters``). The per-observation covariances need
             the total log-likelihood to be the sum over observations.
         clusters: one label per observation, for ``cov="cluster"``.
-        nobs: number of observations, if the leading axis of the data is not it.
+        nobs: number of observations (used by BIC and AICc), if the leading axis of the
+            observation leaves is not it.
+        obs: the data leaves that hold one row per observation, by name (``"x"``,
+            ``["y", "X"]``, ``"data['x']"``; ``[]`` for none). Default: guessed, the
+            leaves sharing the most common leading-axis length. Whatever treats the
+            data as observations (OPG / sandwich / cluster covariance, bootstrap
+            resampling, a guessed ``nobs`` in BIC) first checks, at the estimate, that
+            the log-likelihood equals the sum of its terms on those leaves sliced to one
+            row each, and refuses otherwise.
         check_finite: refuse data containing NaN/inf (set False if ``loglik``
             masks them itself).
         log_prior: ``log_prior(params) -> scalar`` added to the log-likelihood: the fit
@@ -502,9 +531,9 @@ def fit(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
-    n = infer_nobs(data) if nobs is None else int(nobs)
+    n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
-    static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite)
+    static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)
     if _host_ok(solver, dyn, data, tol):
         data = jax.device_put(data)  # once, not on every kernel call
         out, finite_leaves = host_fit(dyn, data, tol, maxiter, codes, **static)
@@ -512,8 +541,14 @@ def fit(
         dtype = dyn.values[0].dtype
         out, finite_leaves = _core_jit(dyn, data, jnp.asarray(tol, dtype),
                                        jnp.asarray(maxiter, jnp.int32), codes, **static)
-    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll))
+    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
+        if cov in PER_OBSERVATION_COV:
+            require_additive(res, f"cov={cov!r}")
+        if int(res.status) not in (Status.NONFINITE_DATA, Status.NONFINITE_START):
+            res = flag_not_smooth(res)
+        if int(res.status) == Status.NONFINITE:
+            res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
     return res
 
@@ -532,31 +567,27 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
             "observations, or handle them inside loglik and pass check_finite=False."
         )
     if status == Status.NONFINITE_START:
+        note = nonfinite_note(res, res._spec.to_natural(res._spec.to_unconstrained(res._dyn), res._dyn))
+        if note is not None:
+            raise ValueError(f"at the starting values, {note}.")
         raise ValueError(
             f"the log-likelihood (or its gradient) is not finite at the starting values "
             f"(loglik = {float(res.loglik)}). Choose init inside the support of the model "
             "(e.g. positive scales, probabilities in (0, 1)) or check loglik for log(0)."
         )
-    if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED):
-        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+    found = []  # (category, text) of each problem, most important first
+    if status in (Status.NOT_MAXIMUM, Status.NOT_IDENTIFIED, Status.NOT_SMOOTH):
+        found.append((HessianWarning, res.message))
     elif status != Status.SUCCESS:
-        warnings.warn(
-            f"{res.message} (after {int(res.n_iter)} iterations, gradient norm "
-            f"{float(res.grad_norm):.3g}).",
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
+        found.append((ConvergenceWarning, f"{res.message} (after {int(res.n_iter)} iterations, "
+                                          f"gradient norm {float(res.grad_norm):.3g})"))
     elif (bool(res.ill_conditioned) or bool(np.any(np.asarray(res.params_at_bound)))
           or bool(res.hessian_not_negdef)):
-        warnings.warn(res.message, HessianWarning, stacklevel=stacklevel)
+        found.append((HessianWarning, res.message))
     if res.nobs is not None and res.nobs <= res.nparams:
-        warnings.warn(
-            f"only {res.nobs} observations for {res.nparams} parameters: the covariance is "
-            "not identified or unreliable.",
-            HessianWarning,
-            stacklevel=stacklevel,
-        )
-    warn_if_float32(jnp.result_type(res.loglik), stacklevel)
+        found.append((HessianWarning, f"only {res.nobs} observations for {res.nparams} parameters: "
+                                      "the covariance is not identified or unreliable"))
+    warn_found(found, jnp.result_type(res.loglik))
 
 
 __all__ = ["fit"]

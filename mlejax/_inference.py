@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._linalg import eigh as small_eigh
+from ._observations import additivity, is_additive, natural_loglik_of
 
 COV_TYPES = ("observed", "opg", "sandwich", "cluster")
 
@@ -110,26 +111,26 @@ def pinv_information(info):
     return jnp.where(finite, out, jnp.nan)
 
 
-def per_observation_scores(loglik, spec, dyn, data, phi, nobs):
-    """Scores (n x k) of each observation: the gradient of the log-likelihood of the
-    data sliced to one observation (leaves whose leading axis has length ``nobs``;
-    other leaves are passed whole). Requires that the total log-likelihood is the
-    sum of the per-observation ones."""
-    leaves, treedef = jax.tree_util.tree_flatten(data)
-    mapped = [jnp.ndim(a) >= 1 and jnp.shape(a)[0] == nobs for a in leaves]
-    if nobs is None or not any(mapped):
+def per_observation_scores(loglik, spec, dyn, data, phi, mask):
+    """Scores (n x k) of each observation, and whether they may be used: the gradient
+    of the log-likelihood of the data sliced to one observation (the leaves flagged in
+    ``mask``; other leaves passed whole), valid only where the total log-likelihood is
+    the sum of the per-observation ones (checked here, see ``_observations``)."""
+    if mask is None or not any(mask):
         raise ValueError(
             "cov='opg', 'sandwich' and 'cluster' need per-observation scores: give data whose "
-            "leaves share a leading observation axis (or pass nobs=)."
+            "leaves share a leading observation axis, or name them with obs=."
         )
+    a, scores = additivity(natural_loglik_of(loglik, spec, dyn), phi, data, mask)
+    return scores, is_additive(a)
 
-    def one(obs):
-        it = iter(obs)
-        full = [next(it)[None] if m else a for a, m in zip(leaves, mapped)]
-        d = jax.tree_util.tree_unflatten(treedef, full)
-        return jax.grad(natural_loglik(loglik, spec, dyn, d))(phi)
 
-    return jax.vmap(one)([a for a, m in zip(leaves, mapped) if m])
+def checked_scores(loglik, spec, dyn, data, phi, mask):
+    """The per-observation scores, NaN unless the log-likelihood is the sum over the
+    observation leaves (so a covariance built on them is NaN, never wrong numbers;
+    ``mj.fit`` raises on the host instead)."""
+    scores, additive = per_observation_scores(loglik, spec, dyn, data, phi, mask)
+    return jnp.where(additive, scores, jnp.nan)
 
 
 def _segment_sum(xp, scores, codes, n_segments):

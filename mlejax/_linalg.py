@@ -21,6 +21,9 @@ def eigh(a, xp=jnp):
     """Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix,
     like ``xp.linalg.eigh`` (eigenvector signs may differ)."""
     if a.ndim != 2 or a.shape[-1] > 2 or a.shape[-1] == 0:
+        if xp is not jnp and not xp.all(xp.isfinite(a)):  # LAPACK raises on NaN: NaN out, as jnp does
+            nan = xp.full(a.shape, xp.nan, a.dtype)
+            return nan[..., 0], nan
         return xp.linalg.eigh(a)
     if a.shape[-1] == 1:
         return a[0], xp.ones_like(a)

@@ -15,8 +15,9 @@ import numpy as np
 
 from ._constraints import FIXED, FREE, INTERVAL, LOWER, UPPER, Bounded, Fixed
 from ._inference import analyse_information, at_bound
-from ._result import _META, FitResult
-from ._status import HessianWarning, Status
+from ._result import META_FIELDS as _META, FitResult
+from ._smooth import MODEL_FIT
+from ._status import MLEJaxWarning, Status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +107,13 @@ with_information_jit = jax.jit(with_information, static_argnames=("converged_sta
 
 def quiet_fit(fit_fn, *args, **kwargs):
     """Run a fit whose warnings the caller re-issues after its own diagnosis."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HessianWarning)
-        from ._status import ConvergenceWarning
-
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit_fn(*args, **kwargs)
+    token = MODEL_FIT.set(True)  # a ready-made model is smooth: no roughness check
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MLEJaxWarning)
+            return fit_fn(*args, **kwargs)
+    finally:
+        MODEL_FIT.reset(token)
 
 
 def warn_result(res: FitResult, stacklevel: int = 3) -> None:

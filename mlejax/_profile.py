@@ -33,6 +33,7 @@ from jax import lax
 
 from ._constraints import ParamValues
 from ._status import ConvergenceWarning, HessianWarning, Status
+from ._tables import Table, table_frame, table_html, table_text
 from .solvers._driver import minimise
 from .solvers._solvers import Newton, Objective
 
@@ -63,6 +64,22 @@ class Profile(NamedTuple):
     deviance: Any
     params: Any
     converged: Any
+
+    def _table(self) -> Table:
+        rows = list(zip(np.asarray(self.loglik), np.asarray(self.deviance), np.asarray(self.converged)))
+        return Table(f"mlejax profile log-likelihood of {self.name}", self.name,
+                     tuple(float(v) for v in np.asarray(self.values)), ("loglik", "deviance", "converged"), rows,
+                     ("deviance = 2 (loglik_hat - loglik); 3.84 is the 95% cut-off",))
+
+    def summary(self) -> str:
+        return table_text(self._table())
+
+    def _repr_html_(self) -> str:
+        return table_html(self._table())
+
+    def to_dataframe(self):
+        """One row per grid value (pandas is optional)."""
+        return table_frame(self._table(), "Profile")
 
 
 # -- the profiled objective ---------------------------------------------------------
@@ -204,9 +221,11 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
     One loop (so the inner fit is compiled once): first expand a bracket
     ``[t_in, t_out]`` with ``D(t_in) < crit <= D(t_out)`` by doubling steps, then
     shrink it by safeguarded Newton steps on ``D(t) - crit`` (bisection when a
-    Newton step would leave the bracket). Returns (x at the end, crossed) where
-    ``crossed`` is False when the deviance never crosses ``crit`` on this side
-    (the end is then the constraint's limit).
+    Newton step would leave the bracket). Returns ``(x, crossed, ok, jump)``:
+    ``crossed`` is False only when the deviance stays below ``crit`` all the way on
+    this side (the end is then the constraint's limit); ``jump`` is True when it
+    crosses ``crit`` by a jump (a discontinuous or non-finite profile), and the
+    end is then the last point below ``crit``.
     """
     t_hat = x_hat[j]
     tiny = 1e-10 * jnp.maximum(crit, 1.0)
@@ -252,11 +271,14 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
         jnp.ones((), bool), false, false,
     )
     s = lax.while_loop(cond, body, s0)
-    # a real crossing: the deviance reaches crit. Otherwise (it jumps from below crit
-    # to +inf/NaN, or never reaches it) the end is the constraint's limit.
-    at_crit = jnp.abs(s.d - crit) <= 1e-6 * jnp.maximum(crit, 1.0)
-    crossed = s.found & jnp.isfinite(s.d_out) & at_crit
-    return s.z, crossed, s.ok | ~crossed
+    # A bracket was found: the end is inside it. At a smooth crossing the deviance
+    # reaches crit there; otherwise the profile jumps across crit (a discontinuity,
+    # or to +inf/NaN) and the end is the last point below crit, flagged. Only when
+    # no bracket exists does the deviance stay below crit up to the limit.
+    at_crit = s.found & jnp.isfinite(s.d) & (jnp.abs(s.d - crit) <= 1e-6 * jnp.maximum(crit, 1.0))
+    jump = s.found & ~at_crit
+    x = jnp.where(at_crit, s.z, s.z_in)
+    return x, s.found, (s.ok & at_crit) | ~s.found | jump, jump
 
 
 def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
@@ -280,13 +302,13 @@ def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
     sides = jnp.tile(jnp.array([-1.0, 1.0], x_hat.dtype), k)
 
     def one(j, side):
-        x, found, ok = _one_end(F, f_hat, x_hat, j, side, step[j], crit, tol, maxiter)
+        x, found, ok, jump = _one_end(F, f_hat, x_hat, j, side, step[j], crit, tol, maxiter)
         v = _natural_j(spec, dyn, x, j)
         limit = jnp.where(side < 0, low[j], high[j])
-        return jnp.where(found, v, limit), found, ok
+        return jnp.where(found, v, limit), jump, ok
 
-    v, found, ok = jax.vmap(one)(js, sides)
-    return v.reshape(k, 2), found.reshape(k, 2), ok.reshape(k, 2)
+    v, jump, ok = jax.vmap(one)(js, sides)
+    return v.reshape(k, 2), jump.reshape(k, 2), ok.reshape(k, 2)
 
 
 _intervals_jit = jax.jit(_intervals, static_argnames=("loglik", "spec"))
@@ -369,7 +391,7 @@ def profile_bounds(res, level):
 
     dtype = jnp.result_type(res.loglik)
     crit = float(ndtri(0.5 + float(level) / 2.0)) ** 2  # chi2(1) quantile
-    ends, found, ok = _intervals_jit(
+    ends, jump, ok = _intervals_jit(
         res._dyn,
         res._data,
         jnp.asarray(res.x),
@@ -391,6 +413,19 @@ def profile_bounds(res, level):
             stacklevel=3,
         )
         ends = np.where(ok, ends, np.nan)
+    jump = np.asarray(jump) & ok
+    if np.any(jump):
+        where = ", ".join(
+            f"{res.names[i]} {'low' if s == 0 else 'high'} end {ends[i, s]:.6g}" for i, s in zip(*np.nonzero(jump))
+        )
+        warnings.warn(
+            f"profile interval: the profile deviance jumps across the cut-off ({where}): the "
+            "log-likelihood is not continuous there (a step, a kink, or a region where it is "
+            "-inf/NaN). The end reported is the last value inside the interval; check the "
+            "model there (res.profile(name, grid) shows the curve).",
+            HessianWarning,
+            stacklevel=3,
+        )
     return ends
 
 

@@ -20,7 +20,9 @@ from ._inference import (
     per_observation_scores,
     pinv_information,
 )
-from ._status import Status, message as status_message
+from ._observations import checked_nobs, require_additive
+from ._status import FLOAT32, Status, message as status_message
+from ._summary import checked_or_none, display_order
 
 
 class DeltaResult(NamedTuple):
@@ -61,6 +63,9 @@ class FitFields:
     cov_type: str = "observed"
     _spec: Any = None
     _loglik: Any = None
+    _obs: Any = None  # _observations.Observations: which data leaves are observations
+    rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
+    diagnosis: tuple = ()  # host-side diagnoses in words, appended to the message
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -73,16 +78,23 @@ class FitFields:
 
     @property
     def aicc(self):
-        n, k = self.nobs, self.nparams
+        n, k = checked_nobs(self, "AICc"), self.nparams
         if n is None or n - k - 1 <= 0:
             return jnp.nan * self.loglik
         return self.aic + 2.0 * k * (k + 1) / (n - k - 1)
 
     @property
     def bic(self):
-        if not self.nobs:
+        n = checked_nobs(self, "BIC")
+        if not n:
             return jnp.nan * self.loglik
-        return self.nparams * math.log(self.nobs) - 2.0 * self.loglik
+        return self.nparams * math.log(n) - 2.0 * self.loglik
+
+    @property
+    def not_smooth(self) -> bool:
+        """True when the log-likelihood is not smooth on the scale of its standard
+        errors (see ``rough_params``)."""
+        return bool(self.rough_params)
 
     @property
     def at_bound(self):
@@ -145,14 +157,32 @@ class FitResult(FitFields):
             ``conf_int(method="profile")``, which respects the bound; loosen the
             bound if it is not part of the model.
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
+        rough_params: names of the parameters along which the log-likelihood is not
+            smooth on the scale of its standard errors (status ``NOT_SMOOTH``;
+            ``not_smooth`` is True): the autodiff curvature at the estimate and the
+            change of the exact gradient over +- one standard error differ by more
+            than a factor of 3. Standard errors are NaN.
+            Causes: numerical noise (simulation, quadrature, an inner solver), kinks
+            (``abs``, ``max``, ``where``) or steps near the estimate.
+            Fix: make the log-likelihood smooth and accurate; use
+            ``conf_int(method="profile")`` or ``mj.bootstrap`` instead of Wald errors.
     """
+
+    def __post_init__(self):
+        # a single concrete fit reports its status as an mj.Status (arrays under vmap/jit)
+        st = self.status
+        if isinstance(st, (np.ndarray, jax.Array, np.integer)) and _is_concrete(st) and np.ndim(st) == 0:
+            object.__setattr__(self, "status", Status(int(st)))
 
     @property
     def message(self) -> str:
         """The status in words, with the flags that qualify it (single fits)."""
         msg = status_message(self.status)
-        notes = self._flag_notes()
-        return msg + ("" if not notes else "; " + "; ".join(notes))
+        notes = list(self.diagnosis) + self._flag_notes()
+        msg = msg + ("" if not notes else "; " + "; ".join(notes))
+        if jnp.result_type(self.loglik) == jnp.float32 and (notes or int(self.status) != Status.SUCCESS):
+            msg = f"{FLOAT32}. Then: {msg}"  # float32 is named first: the likely cause
+        return msg
 
     def _flag_notes(self) -> list[str]:
         notes = []
@@ -181,6 +211,11 @@ class FitResult(FitFields):
             notes.append(
                 f"{', '.join(at)} at or near a bound: Wald standard errors and intervals are "
                 "unreliable there; use conf_int(method='profile')"
+            )
+        if self.rough_params and int(self.status) != Status.NOT_SMOOTH:
+            notes.append(
+                f"the log-likelihood is not smooth along {', '.join(self.rough_params)} on the "
+                "scale of its standard errors: standard errors are NaN"
             )
         if self.nobs is not None and self.nobs <= self.nparams:
             notes.append(
@@ -225,18 +260,21 @@ class FitResult(FitFields):
         end; ``+-inf`` for an unbounded parameter the data do not bound, e.g. a
         non-identified one). All ends are computed in one compiled, vmapped call,
         reused for every level and for new data of the same shapes.
-        Fixed leaves get ``(nan, nan)``.
+        Fixed leaves get ``(nan, nan)``. For a single fit the ends are Python floats
+        (numpy arrays for array leaves); under ``vmap``/``jit`` they are JAX arrays.
         """
         _check_level(level)
         if method == "wald":
             z = ndtri(0.5 + level / 2.0)
             to_pair = lambda p, s: (p - z * s, p + z * s)  # noqa: E731
-            return jax.tree_util.tree_map(to_pair, self.params, self.stderr)
-        if method == "profile":
+            out = jax.tree_util.tree_map(to_pair, self.params, self.stderr)
+        elif method == "profile":
             from ._profile import profile_conf_int
 
-            return profile_conf_int(self, level)
-        raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
+            out = profile_conf_int(self, level)
+        else:
+            raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
+        return _to_host(out) if _is_concrete(self.loglik) else out
 
     def profile(self, name, grid):
         """The profile log-likelihood of one parameter over ``grid`` (natural scale).
@@ -258,8 +296,11 @@ class FitResult(FitFields):
 
         ``fn`` takes the params pytree (natural scale) and returns an array or
         pytree; its gradient comes from autodiff. By the invariance of the MLE the
-        estimate of ``fn(theta)`` is ``fn(theta_hat)``.
+        estimate of ``fn(theta)`` is ``fn(theta_hat)``. On a stack of fits (the result
+        of ``jax.vmap`` over ``mj.fit``) it is computed for every fit.
         """
+        if _is_concrete(self.loglik) and jnp.ndim(self.loglik) > 0:
+            return jax.vmap(lambda r: r.delta(fn))(self)
         spec, dyn = self._spec, self._dyn
         phi = self._phi()
         g = lambda p: jax.flatten_util.ravel_pytree(fn(spec.from_natural_flat(p, dyn)))[0]  # noqa: E731
@@ -331,8 +372,9 @@ class FitResult(FitFields):
                 raise ValueError("a MAP fit (log_prior) only has cov_type 'observed' or 'pinv'.")
             scores = None
             if cov_type != "observed":
-                scores = per_observation_scores(
-                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self.nobs
+                require_additive(self, f"with_cov({cov_type!r})")
+                scores, _ = per_observation_scores(
+                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self._obs.mask
                 )
             cov = covariance(cov_type, analyse_information(info), scores, codes, n_clusters)
         var = jnp.diag(cov)
@@ -352,17 +394,18 @@ class FitResult(FitFields):
         var = np.diag(cov) if cov.size else np.zeros(0)
         se = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
         f = lambda v: float(v)  # noqa: E731
+        order = display_order(self)
         return {
-            "params": {n: f(v) for n, v in zip(self.names, phi)},
-            "stderr": {n: f(v) for n, v in zip(self.names, se)},
+            "params": {self.names[i]: f(phi[i]) for i in order},
+            "stderr": {self.names[i]: f(se[i]) for i in order},
             "cov": cov.tolist(),
             "names": list(self.names),
             "loglik": f(self.loglik),
             "nobs": self.nobs,
             "nparams": self.nparams,
             "aic": f(self.aic),
-            "aicc": f(self.aicc),
-            "bic": f(self.bic),
+            "aicc": checked_or_none(lambda: f(self.aicc)),
+            "bic": checked_or_none(lambda: f(self.bic)),
             "converged": bool(self.converged),
             "status": Status(int(self.status)).name,
             "message": self.message,
@@ -414,6 +457,7 @@ class FitResult(FitFields):
         from ._summary import summary_text
 
         _check_level(level)
+        _check_single_fit(self, "summary()")
         return summary_text(self, level)
 
     def _repr_html_(self) -> str:
@@ -433,11 +477,35 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def nan_covariance(res, **changes):
+    """``res`` with NaN covariance and standard errors and ``converged`` recomputed
+    from the (possibly changed) status: for numbers that cannot be trusted."""
+    dyn = res._dyn
+    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+    flat = jnp.full((res.nparams,), jnp.nan, jnp.result_type(res.loglik))
+    status = changes.pop("status", res.status)
+    return dataclasses.replace(
+        res, cov=jnp.full_like(res.cov, jnp.nan), stderr=res._spec.from_natural_flat(flat, nan_dyn),
+        status=status, converged=jnp.asarray(int(status) == Status.SUCCESS), **changes,
+    )
+
+
+def _to_host(tree):
+    """JAX arrays as plain Python floats (0-d) or numpy arrays."""
+    def conv(a):
+        a = np.asarray(a)
+        return float(a) if a.ndim == 0 else a
+
+    return jax.tree_util.tree_map(conv, tree)
+
+
 def _check_single_fit(res, what):
     if not _is_concrete(res.loglik) or jnp.ndim(res.loglik) != 0:
         raise ValueError(
-            f"{what} needs a single concrete fit; for a batch of fits, take one out first "
-            "(e.g. jax.tree_util.tree_map(lambda a: a[i], batch)), outside jit."
+            f"{what} needs a single concrete fit, but this FitResult holds a stack of fits "
+            "(from jax.vmap) or is traced. Use mj.fit_batch, whose result has summary() and "
+            "res[i], or take fit i out with jax.tree_util.tree_map(lambda a: a[i], res), "
+            "outside jit."
         )
 
 
@@ -446,9 +514,10 @@ def _check_level(level):
         raise ValueError(f"level={level} must be strictly between 0 and 1 (e.g. 0.95).")
 
 
-_META = ("names", "nobs", "method", "cov_type", "_spec", "_loglik")
+META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params",
+               "diagnosis")
 jax.tree_util.register_dataclass(
     FitResult,
-    data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in _META],
-    meta_fields=list(_META),
+    data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],
+    meta_fields=list(META_FIELDS),
 )

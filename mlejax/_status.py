@@ -7,6 +7,8 @@ the message is derived from it on the host.
 from __future__ import annotations
 
 import enum
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -26,6 +28,7 @@ class Status(enum.IntEnum):
     NONFINITE_START = 7
     NONFINITE_DATA = 8
     DIVERGING = 9
+    NOT_SMOOTH = 10
 
 
 # The one table of messages: a status's text, or per kind of fit ("fit": mj.fit and
@@ -48,9 +51,8 @@ MESSAGES = {
     "(precision loss) while the gradient is still above tol. The optimum may be on a "
     "numerically noisy or non-smooth surface; loosen tol or reparametrise",
     Status.NONFINITE: {
-        "fit": "not converged: the log-likelihood or its gradient became NaN/inf and no shorter "
-        "step recovered. Constrain the parameters (mj.Positive, mj.Bounded) or guard the "
-        "log-likelihood against log(0)",
+        "fit": "not converged: the log-likelihood or one of its derivatives became NaN/inf and no "
+        "shorter step recovered",
         "em": "stopped: a component collapsed (its covariance or parameters became singular or "
         "non-finite, e.g. a Gaussian component on a single point); the last finite parameters "
         "are returned. Set reg_covar > 0 (e.g. the default 1e-6), use fewer components, or start "
@@ -70,6 +72,13 @@ MESSAGES = {
     "infinity (the log-likelihood keeps rising ever more slowly, e.g. perfect separation in "
     "a logistic model): no finite maximum exists. Standard errors are NaN. Constrain, "
     "penalise (log_prior) or reparametrise the model",
+    Status.NOT_SMOOTH: "not converged: the log-likelihood is not smooth on the scale of its "
+    "standard errors (the curvature at the estimate differs by more than a factor of 3 from "
+    "the change of the exact gradient over one standard error), so the standard errors would "
+    "describe numerical noise or a kink, not the likelihood; they are NaN. Causes: noise from "
+    "simulation, quadrature or an inner optimisation, or kinks (abs, max, where). Fix: compute "
+    "the log-likelihood more accurately or smoothly, or use conf_int(method='profile') or the "
+    "bootstrap",
 }
 
 
@@ -121,12 +130,38 @@ class PrecisionWarning(MLEJaxWarning):
     """Standard errors computed in float32; enable x64 for inference."""
 
 
-def warn_if_float32(dtype, stacklevel: int) -> None:
-    """The one float32 guard: warn that standard errors need float64."""
+FLOAT32 = (
+    "computed in float32, which is not enough for inference (it is the likely cause of "
+    "precision loss, a singular or indefinite information matrix and NaN standard errors "
+    "here); enable float64 with jax.config.update('jax_enable_x64', True) before creating "
+    "arrays"
+)
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_at_caller(text: str, category) -> None:
+    """``warnings.warn`` pointing at the first frame outside mlejax (the user's line),
+    however deep inside the library it is called."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(text, category, stacklevel=level)
+
+
+def warn_found(found, dtype) -> None:
+    """Issue the warnings of a single fit: ``found`` lists ``(category, text)``. In
+    float32 there is one :class:`PrecisionWarning` naming float32 first, then the rest."""
     if np.dtype(dtype) == np.float32:
-        warnings.warn(
-            "standard errors were computed in float32 and may be inaccurate; enable float64 "
-            "with jax.config.update('jax_enable_x64', True) before creating arrays.",
-            PrecisionWarning,
-            stacklevel=stacklevel + 1,
-        )
+        rest = "".join(f" Also: {text}." for _, text in found)
+        warn_at_caller(f"mlejax: {FLOAT32}.{rest}", PrecisionWarning)
+        return
+    for category, text in found:
+        warn_at_caller(text if text.endswith(".") else text + ".", category)
+
+
+def warn_if_float32(dtype, stacklevel: int = 0) -> None:
+    """The one float32 guard: warn that standard errors need float64 (at the caller's
+    line; ``stacklevel`` is kept for old callers and ignored)."""
+    if np.dtype(dtype) == np.float32:
+        warn_at_caller(f"standard errors were {FLOAT32}.", PrecisionWarning)

@@ -18,6 +18,7 @@ _FLAG_WORDS = {
     "not_identified": "not identified",
     "ill_conditioned": "ill-conditioned",
     "at_bound": "parameter at a bound",
+    "not_smooth": "not smooth",
 }
 
 
@@ -25,6 +26,12 @@ def _level_labels(level):
     a = 100.0 * (1.0 - level) / 2.0
     fmt = lambda v: f"{v:.3f}".rstrip("0").rstrip(".")  # noqa: E731
     return f"[{fmt(a / 100.0)}", f"{fmt(1.0 - a / 100.0)}]"
+
+
+def display_order(res) -> tuple:
+    """Indices of ``res.names`` in the user's order (dict insertion order)."""
+    spec = getattr(res, "_spec", None)
+    return spec.display_order if spec is not None else tuple(range(len(res.names)))
 
 
 def coef_table(res, level=0.95):
@@ -38,8 +45,8 @@ def coef_table(res, level=0.95):
     p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
     q = float(ndtri(0.5 + level / 2.0))
     rows = [
-        (name, phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
-        for i, name in enumerate(res.names)
+        (res.names[i], phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
+        for i in display_order(res)
     ]
     lo, hi = _level_labels(level)
     return rows, lo, hi
@@ -61,17 +68,28 @@ def flag_words(res) -> str:
         _FLAG_WORDS["not_identified"] if bool(res.not_identified) else None,
         _FLAG_WORDS["ill_conditioned"] if bool(res.ill_conditioned) else None,
         _FLAG_WORDS["at_bound"] if bool(res.at_bound) else None,
+        _FLAG_WORDS["not_smooth"] if getattr(res, "rough_params", ()) else None,
     ]
     on = [w for w in on if w]
     return ", ".join(on) if on else "none"
 
 
+def checked_or_none(get):
+    """``get()``, or None where it is refused (e.g. BIC with unverified observations)."""
+    try:
+        return get()
+    except ValueError:
+        return None
+
+
 def _header_pairs(res):
     nobs = "-" if res.nobs is None else str(res.nobs)
+    bic = checked_or_none(lambda: float(res.bic))
+    bic = "n/a: give nobs=" if bic is None else f"{bic:.6g}"
     return [
         ("Method:", res.method, "Log-likelihood:", f"{float(res.loglik):.6g}"),
         ("Converged:", str(bool(res.converged)), "AIC:", f"{float(res.aic):.6g}"),
-        ("Iterations:", str(int(res.n_iter)), "BIC:", f"{float(res.bic):.6g}"),
+        ("Iterations:", str(int(res.n_iter)), "BIC:", bic),
         ("No. observations:", nobs, "Covariance:", res.cov_type),
     ]
 

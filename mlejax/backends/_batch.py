@@ -34,13 +34,13 @@ from .._fit import (
     check_options,
     core,
     core_static,
-    infer_nobs,
     prepare_data,
     result_meta,
 )
 from .._inference import cluster_codes
+from .._observations import PER_OBSERVATION_COV, observations, require_additive
 from .._progress import chunk_hook, emit_host, reporter, reporting
-from .._result import FitFields, FitResult, _check_level
+from .._result import META_FIELDS as _META, FitFields, FitResult, _check_level
 from .._status import (
     BatchStatus,
     ConvergenceWarning,
@@ -48,6 +48,7 @@ from .._status import (
     Status,
     warn_if_float32,
 )
+from .._tables import Table, Tabular
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -124,6 +125,7 @@ run_chunks = jax.jit(
         "nobs",
         "n_clusters",
         "check_finite",
+        "obs_mask",
     ),
 )
 
@@ -423,7 +425,7 @@ def fit_batch(
     data = prepare_data(data)
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
-    n = infer_nobs(data0) if nobs is None else int(nobs)
+    n, obs_info = observations(data0, nobs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
 
     if init_fn is not None:
@@ -450,11 +452,13 @@ def fit_batch(
     data_elems = sum(math.prod(jnp.shape(a)[1:]) for a in jax.tree_util.tree_leaves(data))
     out = run_fits(
         (data, dyn_b), shared, np.asarray(tol, default_float_dtype()), codes, make,
-        core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
+        core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info),
         maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, cov), reporter(progress),
     )
-    res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll))
+    res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
+        if cov in PER_OBSERVATION_COV:
+            require_additive(res, f"cov={cov!r}", batched=True)
         _warn_batch(res)
     return res
 
@@ -500,7 +504,7 @@ def _warn_batch(res, stacklevel=3):
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchFitResult(FitFields, BatchStatus):
+class BatchFitResult(FitFields, BatchStatus, Tabular):
     """The result of :func:`mlejax.fit_batch`: the fields of :class:`FitResult`,
     each with a leading batch axis (one entry per fit).
 
@@ -613,6 +617,17 @@ class BatchFitResult(FitFields, BatchStatus):
                 )
         return "\n".join(lines)
 
+    def _table(self) -> Table:
+        order = self._spec.display_order
+        phi = np.asarray(jax.vmap(self._spec.natural_flat)(self.params))[:, order]
+        se = np.asarray(jax.vmap(self._spec.natural_flat)(self.stderr))[:, order]
+        names = [self.names[i] for i in order]
+        status = [Status(int(s)).name for s in np.asarray(self.status)]
+        rows = [(ll, st, ok, *p, *s) for ll, st, ok, p, s in
+                zip(np.asarray(self.loglik), status, np.asarray(self.converged), phi, se)]
+        return Table(self.summary().splitlines()[0], "fit", tuple(range(len(self))),
+                     ("loglik", "status", "converged", *names, *(f"se({n})" for n in names)), rows)
+
     def __str__(self) -> str:
         if _is_concrete(self.loglik) and jnp.ndim(self.loglik) == 1:
             return self.summary()
@@ -621,7 +636,6 @@ class BatchFitResult(FitFields, BatchStatus):
     __repr__ = __str__
 
 
-_META = ("names", "nobs", "method", "cov_type", "_spec", "_loglik")
 jax.tree_util.register_dataclass(
     BatchFitResult,
     data_fields=[f.name for f in dataclasses.fields(BatchFitResult) if f.name not in _META],

@@ -910,6 +910,12 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     x = check_finite_array("x", x)
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"x has shape {x.shape}; give at least one observation.")
+    if x.ndim > 1 and not isinstance(family, (Multinomial, MultivariateNormal)):
+        raise ValueError(
+            f"x has shape {x.shape}, but {type(family).__name__} takes one value per observation: "
+            "give a 1-d array (fit each column separately, or use MultivariateNormal / "
+            "Multinomial for rows of several values)."
+        )
     family.check(x)
     n = x.shape[0]
     w = check_weights(weights, n)

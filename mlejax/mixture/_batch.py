@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._status import BatchStatus, Status
+from .._tables import Table, Tabular
 from ..backends._batch import chunked_vmap, plan_chunks
 from ._em import DEFAULT_MAXITER, DEFAULT_TOL, EMOutput, check_em_options, em_pure
 from ._result import build_result
@@ -69,7 +70,14 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         ((3, 2), {'SUCCESS': 3})
     """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
-    arr = data if isinstance(data, jax.Array) else np.asarray(data)
+    try:
+        arr = data if isinstance(data, jax.Array) else np.asarray(data)
+    except ValueError as err:
+        raise ValueError(
+            "data is ragged (datasets of different shapes); em_batch needs B datasets of the "
+            "same shape, an array (B, n) or (B, n, d). Fit datasets of different sizes with "
+            "mj.em one at a time."
+        ) from err
     if arr.ndim not in (2, 3) or arr.shape[0] == 0:
         raise ValueError(
             f"data has shape {arr.shape}; em_batch needs (B, n) or (B, n, d): B datasets of n "
@@ -123,7 +131,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BatchMixtureResult(BatchStatus):
+class BatchMixtureResult(BatchStatus, Tabular):
     """The result of :func:`mlejax.em_batch`: the fields of :class:`MixtureResult`
     that EM itself produces, each with a leading batch axis. ``res[i]`` is dataset
     ``i`` as a full :class:`MixtureResult` (standard errors computed then; a dataset
@@ -176,6 +184,12 @@ class BatchMixtureResult(BatchStatus):
         if failed:
             lines.append("Not converged: " + ", ".join(f"{k} {v}" for k, v in failed))
         return "\n".join(lines)
+
+    def _table(self) -> Table:
+        rows = list(zip(np.asarray(self.loglik), np.asarray(self.n_iter),
+                        [Status(int(s)).name for s in np.asarray(self.status)], np.asarray(self.converged)))
+        return Table(self.summary().splitlines()[0], "dataset", tuple(range(len(self))),
+                     ("loglik", "n_iter", "status", "converged"), rows)
 
     def __str__(self) -> str:
         return self.summary()

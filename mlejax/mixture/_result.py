@@ -25,6 +25,7 @@ from jax import lax
 
 from .._inference import analyse_information
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
+from .._tables import Table, Tabular, flat_named
 
 
 def _chunk_size(n, nfree, width):
@@ -83,7 +84,7 @@ _stderr_jit = jax.jit(
 
 
 @dataclasses.dataclass(frozen=True)
-class MixtureResult:
+class MixtureResult(Tabular):
     """The result of :func:`mlejax.em`: an immutable pytree.
 
     Attributes:
@@ -175,21 +176,14 @@ class MixtureResult:
         """``n`` draws from the fitted mixture: ``(x, component labels)``."""
         return self._model.sample(key, self.params, int(n))
 
-    def summary(self) -> str:
-        lines = [
-            f"{type(self._model).__name__} with {self.n_components} components: "
-            f"loglik={float(self.loglik):.6g}, aic={float(self.aic):.6g}, bic={float(self.bic):.6g}, "
-            f"n_iter={int(self.n_iter)}, converged={bool(self.converged)}",
-            self.message,
-        ]
-        flat = jax.tree_util.tree_leaves_with_path(self.params)
-        ses = jax.tree_util.tree_leaves(self.stderr) if self.stderr is not None else [None] * len(flat)
-        for (path, v), s in zip(flat, ses):
-            name = jax.tree_util.keystr(path)
-            lines.append(f"{name}: {np.array2string(np.asarray(v), precision=4)}")
-            if s is not None:
-                lines.append(f"  stderr: {np.array2string(np.asarray(s), precision=4)}")
-        return "\n".join(lines)
+    def _table(self) -> Table:
+        names, est = flat_named(self.params)
+        se = flat_named(self.stderr)[1] if self.stderr is not None else [np.nan] * len(est)
+        title = (f"{type(self._model).__name__} with {self.n_components} components: "
+                 f"loglik={float(self.loglik):.6g}, aic={float(self.aic):.6g}, bic={float(self.bic):.6g}, "
+                 f"n_iter={int(self.n_iter)}, converged={bool(self.converged)}")
+        return Table(title, "parameter", tuple(names), ("estimate", "std err"),
+                     list(zip(est, se)), (f"Status: {Status(int(self.status)).name}: {self.message}.",))
 
     def __str__(self) -> str:
         try:

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._tables import Table, table_frame, table_html, table_text
 from ._em import em
 
 
@@ -26,13 +27,25 @@ class ComponentSelection(NamedTuple):
     def best_result(self):
         return self.results[int(np.flatnonzero(self.n_components == self.best)[0])]
 
+    def _table(self) -> Table:
+        rows = [(ll, p, a, b, k == self.best)
+                for k, ll, p, a, b in zip(self.n_components, self.loglik, self.nparams, self.aic, self.bic)]
+        return Table("mlejax component selection", "K", tuple(int(k) for k in self.n_components),
+                     ("loglik", "nparams", "aic", "bic", "best"), rows,
+                     (f"best by {self.criterion}: {self.best} components",))
+
+    def summary(self) -> str:
+        return table_text(self._table())
+
+    def _repr_html_(self) -> str:
+        return table_html(self._table())
+
+    def to_dataframe(self):
+        """One row per number of components (pandas is optional)."""
+        return table_frame(self._table(), "ComponentSelection")
+
     def __str__(self) -> str:
-        head = f"{'K':>4} {'loglik':>14} {'nparams':>8} {'aic':>14} {'bic':>14}"
-        rows = [
-            f"{k:>4} {ll:>14.6g} {p:>8} {a:>14.6g} {b:>14.6g}{'  <-' if k == self.best else ''}"
-            for k, ll, p, a, b in zip(self.n_components, self.loglik, self.nparams, self.aic, self.bic)
-        ]
-        return "\n".join([head, *rows, f"best by {self.criterion}: {self.best} components"])
+        return self.summary()
 
 
 def select_components(model, data, n_components=range(1, 7), *, criterion="bic", **em_kwargs):

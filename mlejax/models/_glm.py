@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable
 
 import jax
@@ -25,7 +24,8 @@ from .._modelfit import (
     to_model_result,
     warn_result,
 )
-from .._status import HessianWarning, Status
+from .._result import nan_covariance
+from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
 from ._formula import design
 
 
@@ -69,6 +69,7 @@ LINKS = {
 MODELS = {
     "linear": (dist.Normal(), "identity"),
     "logit": (dist.Bernoulli(), "logit"),
+    "binomial": (dist.Bernoulli(), "logit"),  # with trials=: y successes out of trials
     "probit": (dist.Bernoulli(), "probit"),
     "poisson": (dist.Poisson(), "log"),
     "negbin": (dist.NegativeBinomial(), "log"),
@@ -111,6 +112,12 @@ def _validate(model, y, x, offset, weights, link):
             f"X has shape {x.shape} but y has {y.shape[0]} observations; X must be (n, p) with "
             "one row per observation (add a column of ones for an intercept)."
         )
+    if x.shape[0] < x.shape[1]:
+        raise ValueError(
+            f"X has {x.shape[0]} rows and {x.shape[1]} columns: more coefficients than "
+            "observations, so they are not identified. Drop columns of X (or add a prior with "
+            "log_prior= for a penalised fit)."
+        )
     response.check(y, "y", response.response_support, owner=f"the {model} model")
     n = y.shape[0]
     offset = np.zeros(n) if offset is None else check_finite_array("offset", offset).astype(float)
@@ -125,7 +132,12 @@ def _start(response, link, y, x, offset, w):
     the linear model), and a moment estimate of the nuisance parameter."""
     ybar = np.sum(w * y) / np.sum(w)
     mu0 = y if link.name == "identity" else (y + ybar) / 2
-    eta0 = np.asarray(link.fn(jnp.asarray(mu0))) - offset
+    # all outcomes equal (all 0/1, all zero counts): link(mu0) is infinite; start inside
+    # the support, and the fit then reports the supremum at infinity (DIVERGING)
+    safe = (mu0 + 0.5) / 2 if isinstance(response, dist.Bernoulli) else mu0 + 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta0 = np.asarray(link.fn(jnp.asarray(mu0)))
+    eta0 = np.where(np.isfinite(eta0), eta0, np.asarray(link.fn(jnp.asarray(safe)))) - offset
     sw = np.sqrt(w)
     q, r = np.linalg.qr(x * sw[:, None])  # least squares by QR: ~10x faster than SVD lstsq
     qty = q.T @ (eta0 * sw)
@@ -162,8 +174,48 @@ def _separation(res, link, y, x, offset):
     return kind, k
 
 
+def _at_infinity(res, response, link, y, x, offset, w):
+    """Why the supremum of a count or continuous GLM is at infinity, in words, or None:
+    zero counts fitted by a mean running to 0, or responses fitted exactly (zero
+    residual variance: the shape of a Gamma model runs to infinity)."""
+    mu = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    if isinstance(response, (dist.Poisson, dist.NegativeBinomial)):
+        k = int(np.sum((y == 0) & (w > 0) & (mu < 1e-9 * max(float(np.max(y)), 1.0))))
+        if k:
+            return (f"{k} of {len(y)} zero counts are fitted by a mean running to 0 (e.g. all "
+                    "counts zero, or a covariate that is non-zero only where the counts are 0): "
+                    "coefficients diverge to -inf, so no finite MLE exists. Drop or merge that "
+                    "covariate/category, or add a prior (log_prior)")
+    if isinstance(response, dist.Gamma) and np.all(np.abs(y - mu)[w > 0] <= 1e-7 * np.abs(y)[w > 0]):
+        return ("the model fits every response exactly (zero residual variance, e.g. all y "
+                "equal): the Gamma shape runs to infinity, so no finite MLE exists. Check y, or "
+                "use a model without a dispersion parameter")
+    return None
+
+
+def _binomial(y, trials, weights):
+    """Successes out of ``trials`` as proportions with weights ``trials * weights``, and
+    the binomial constant ``sum w log C(n, k)`` of the full log-likelihood."""
+    k = check_finite_array("y", y).astype(float)
+    n = np.broadcast_to(check_finite_array("trials", trials).astype(float), k.shape)
+    if np.any(n < 1) or np.any(n != np.round(n)):
+        raise ValueError("trials must be positive integers (the number of trials of each row).")
+    if np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
+        raise ValueError("y must be the number of successes: integers between 0 and trials.")
+    w = np.ones(k.shape) if weights is None else np.asarray(weights, float)
+    const = np.sum(w * np.asarray(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)))
+    return k / n, n * w, float(const)
+
+
+def _binomial_deviance(res, link, y, x, offset, w):
+    """Residual deviance ``2 sum w [y log(y/p) + (1-y) log((1-y)/(1-p))]`` (proportions)."""
+    p = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    dev = w * np.asarray(special.xlogy(y, y / p) + special.xlogy(1 - y, (1 - y) / (1 - p)))
+    return jnp.asarray(2.0 * np.sum(dev))
+
+
 def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights=None, cov="observed",
-        method="newton", maxiter=None, tol=None, log_prior=None):
+        method="newton", maxiter=None, tol=None, log_prior=None, trials=None):
     """Fit a regression model from a design matrix (or a formula) by maximum likelihood.
 
     Args:
@@ -184,6 +236,11 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         offset: added to the linear predictor (e.g. ``log(exposure)``).
         weights: frequency weights (the log-likelihood is ``sum w_i l_i``).
         cov, method, maxiter, tol: as in ``mj.fit``.
+        trials: for ``model="binomial"``, the number of trials of each row (an array
+            or one integer); ``y`` is then the number of successes. The
+            log-likelihood is the full binomial one (with ``log C(n, k)``), as in R
+            and statsmodels' GLM Binomial; ``extras["deviance"]`` is the residual
+            deviance. ``nobs`` counts the rows of positive weight.
         log_prior: ``log_prior(params) -> scalar`` for a MAP fit, e.g.
             ``mj.priors.normal(1.0, on="beta")`` (ridge); see :mod:`mlejax.priors`.
             With a proper prior the MAP exists also under separation.
@@ -196,7 +253,11 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         for binary models ``separation`` (None, "perfect" or "quasi-complete") and
         ``n_separated``: with separation the MLE does not exist, the fit is reported
         as not identified (standard errors NaN) with a
-        :class:`PerfectSeparationWarning`.
+        :class:`PerfectSeparationWarning`. Whenever the MLE is at infinity
+        (separation, all outcomes equal, zero counts fitted by a vanishing mean, a
+        Gamma fitting every response exactly) the status is ``DIVERGING``, the
+        standard errors NaN, and the warning names the cause. A pandas DataFrame
+        ``X`` names the coefficients after its columns.
 
     Raises:
         ValueError naming ``y``/``X``/``offset``/``weights`` for a response outside the
@@ -213,15 +274,26 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
     if isinstance(y, str):
         return _formula_glm(y, X if data is None else data, model, link=link, offset=offset, weights=weights,
                             cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior)
+    columns = tuple(str(c) for c in X.columns) if hasattr(X, "columns") else None
+    const = 0.0
+    if model == "binomial" or trials is not None:
+        if model != "binomial" or trials is None:
+            raise ValueError("trials= goes with model='binomial' (y successes out of trials).")
+        y, weights, const = _binomial(y, trials, weights)
     response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
     init = _start(response, lnk, y, x, off, w)
-    n = y.shape[0]
+    n = int(np.sum(w > 0))  # rows of weight 0 are not observations
     dtype = jnp.result_type(float)
     data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
     ll = glm_loglik(response, lnk)
     res = quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n,
                     log_prior=log_prior)
     extras, notes = {}, []
+    if model == "binomial":
+        extras["deviance"] = _binomial_deviance(res, lnk, y, x, off, w)
+        res = dataclasses.replace(res, loglik=res.loglik + const)
+    if columns is not None and len(columns) == x.shape[1]:
+        res = dataclasses.replace(res, names=columns + res.names[len(columns):])
     if isinstance(response, dist.Normal):
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
         m = float(np.sum(w))
@@ -231,19 +303,25 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
             sigma2_unbiased=jnp.asarray(rss / (m - p)) if m > p else jnp.asarray(np.nan),
             stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
         )
+    sep = None
     if isinstance(response, dist.Bernoulli) and log_prior is None:
         sep = _separation(res, lnk, y, x, off)
         extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
         if sep is not None:
-            res = _not_identified(res)
             notes.append(
                 f"{sep[0]} separation: {sep[1]} of {n} outcomes are predicted exactly by the linear "
                 "predictor, so the MLE does not exist (coefficients diverge); the estimates and "
                 "standard errors are meaningless. Drop/merge the separating covariate or add a prior"
             )
+    elif log_prior is None:
+        cause = _at_infinity(res, response, lnk, y, x, off, w)
+        notes += [cause] if cause else []
+    if notes:  # the supremum is at infinity: the same status whatever the cause
+        b = res._spec.natural_flat(res.params)
+        res = nan_covariance(res, status=Status.DIVERGING, null_vector=b / jnp.linalg.norm(b))
     out = to_model_result(res, extras, notes)
     if notes:
-        warnings.warn(out.message, PerfectSeparationWarning, stacklevel=2)
+        warn_found([(PerfectSeparationWarning if sep else ConvergenceWarning, out.message)], dtype)
     else:
         warn_result(out, stacklevel=2)
     return out
@@ -257,21 +335,6 @@ def _formula_glm(formula, data, model, **kw):
             kw[k] = np.asarray(kw[k])[rows]
     res = glm(y, x, model, **kw)
     return dataclasses.replace(res, names=names + res.names[len(names):])
-
-
-def _not_identified(res):
-    b = res._spec.natural_flat(res.params)
-    nan = jnp.full_like(res.cov, jnp.nan)
-    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
-    return dataclasses.replace(
-        res,
-        cov=nan,
-        stderr=res._spec.from_natural_flat(jnp.full_like(b, jnp.nan), nan_dyn),
-        status=jnp.asarray(int(Status.NOT_IDENTIFIED), jnp.int32),
-        converged=jnp.asarray(False),
-        not_identified=jnp.asarray(True),
-        null_vector=b / jnp.linalg.norm(b),
-    )
 
 
 __all__ = ["glm", "PerfectSeparationWarning"]

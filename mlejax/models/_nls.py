@@ -41,13 +41,16 @@ def _residuals(f, theta, data):
 @cached
 def profile_loglik(f):
     """The Gaussian log-likelihood with sigma at its MLE, RSS/n (precision weights w):
-    ``-n/2 (log(2 pi RSS/n) + 1) + 1/2 sum(log w)``. One function per model ``f``."""
+    ``-n/2 (log(2 pi RSS/n) + 1) + 1/2 sum(log w)``, over the ``n`` points of positive
+    weight (a zero weight drops its point). One function per model ``f``."""
 
     def loglik(theta, data):
         r = _residuals(f, theta, data)
-        n = r.shape[0]
+        sw = data[2]
+        n = jnp.sum(sw > 0)
         rss = jnp.sum(r**2)
-        return -0.5 * n * (jnp.log(2 * jnp.pi * rss / n) + 1.0) + jnp.sum(jnp.log(data[2]))
+        return -0.5 * n * (jnp.log(2 * jnp.pi * rss / n) + 1.0) + jnp.sum(
+            jnp.where(sw > 0, jnp.log(jnp.where(sw > 0, sw, 1.0)), 0.0))
 
     return loglik
 
@@ -144,9 +147,9 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     y = check_finite_array("y", y)
     if y.ndim != 1:
         raise ValueError(f"y has shape {y.shape}; give a 1-d array of responses.")
-    n = y.shape[0]
-    w = check_weights(weights, n)
-    w = np.ones(n) if w is None else w
+    w = check_weights(weights, y.shape[0])
+    w = np.ones(y.shape[0]) if w is None else w
+    n = int(np.sum(w > 0))  # a zero weight drops its point
     x = jax.tree_util.tree_map(lambda a: jnp.asarray(check_finite_array("x", a)), x)
     spec, dyn = parametrize(init)
     dtype = dyn.values[0].dtype
