@@ -39,6 +39,7 @@ from .._fit import (
     result_meta,
 )
 from .._inference import cluster_codes
+from ._lapack import lapack_free, needs_lapack_guard
 from .._result import FitFields, FitResult, _check_level
 from .._status import (
     BatchStatus,
@@ -69,8 +70,12 @@ def chunked_vmap(one, xs, chunk: int, n_chunks: int):
     ``fori_loop`` over preallocated outputs; the last chunk is clamped to end at
     ``B`` (it recomputes a few items of the one before, with identical results),
     so there is one traced body and no padding copy of the inputs.
+
+    On CPU with a jaxlib whose batched LAPACK kernels can deadlock (0.10.0 to
+    0.11.0), ``one``'s Cholesky factorisations, triangular solves and LU
+    factorisations run as pure-JAX loops instead (:mod:`._lapack`).
     """
-    batched = jax.vmap(one)
+    batched = jax.vmap(lapack_free(one) if needs_lapack_guard() else one)
     if n_chunks == 1:
         return batched(xs)
     b = _leading(xs)
