@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import chi2
+
+from ._status import ConvergenceWarning
 
 
 class TestResult(NamedTuple):
     statistic: float
     df: int
     pvalue: float
+
+
+def _warn_unconverged(**fits) -> None:
+    """A test on fits that did not converge compares numbers that are not maxima."""
+    bad = [name for name, f in fits.items()
+           if not isinstance(f.converged, jax.core.Tracer) and not np.all(np.asarray(f.converged))]
+    if bad:
+        warnings.warn(
+            f"the {' and '.join(bad)} fit{'s' if len(bad) > 1 else ''} did not converge (see "
+            f"{bad[0]}.status / .message): the log-likelihood is not at its maximum, so the "
+            "test statistic and p-value are unreliable. Refit (more maxiter, other starts) first.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 def lrt(full, restricted) -> TestResult:
@@ -33,6 +51,7 @@ def lrt(full, restricted) -> TestResult:
             f"the fits use different numbers of observations ({full.nobs} vs {restricted.nobs}); "
             "a likelihood-ratio test needs the same data."
         )
+    _warn_unconverged(full=full, restricted=restricted)
     stat = 2.0 * (full.loglik - restricted.loglik)
     if np.any(np.asarray(stat) < -1e-6 * np.maximum(1.0, np.abs(np.asarray(full.loglik)))):
         raise ValueError(

@@ -72,7 +72,13 @@ class _Penalised:
         )
 
     def __call__(self, params, data):
-        return self.loglik(params, data) + self.log_prior(params)
+        lp = self.log_prior(params)
+        if jnp.shape(lp) != ():
+            raise TypeError(
+                "log_prior must return a scalar (the total log-prior density); it returned "
+                f"shape {jnp.shape(lp)}. Sum over parameters, e.g. jnp.sum(logpdf)."
+            )
+        return self.loglik(params, data) + lp
 
 
 def wrap_loglik(loglik) -> _ById:
@@ -223,14 +229,17 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     status = jnp.where(ok & an.not_identified, int(Status.NOT_IDENTIFIED), status)
     diverging = ok & ~an.not_negdef & ~an.not_identified & diverging
     status = jnp.where(diverging, int(Status.DIVERGING), status)
-    cov = jnp.where(diverging, jnp.nan, cov)
-    se_flat = jnp.where(diverging, jnp.nan, se_flat)
-    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
-    stderr = spec.from_natural_flat(se_flat, nan_dyn)
     finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
     if check_finite and finite_leaves:
         status = jnp.where(jnp.all(jnp.stack(finite_leaves)), status, int(Status.NONFINITE_DATA))
     status = status.astype(jnp.int32)
+    # Only a fit that succeeded has trustworthy standard errors: any other status gives
+    # NaN (the raw ones, from the information kept in the result: res.with_cov("observed")).
+    trusted = status == int(Status.SUCCESS)
+    cov = jnp.where(trusted, cov, jnp.nan)
+    se_flat = jnp.where(trusted, se_flat, jnp.nan)
+    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
+    stderr = spec.from_natural_flat(se_flat, nan_dyn)
     out = dict(
         params=params,
         stderr=stderr,
@@ -286,6 +295,15 @@ def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite) -> dict:
     """The static (jit cache key) arguments of :func:`core`."""
     return dict(loglik=ll, spec=spec, solver=solver, cov_type=cov, nobs=nobs,
                 n_clusters=n_clusters, check_finite=bool(check_finite))
+
+
+def check_nobs(nobs, data0) -> int:
+    """``nobs`` as given (a positive integer), or inferred from the data."""
+    if nobs is None:
+        return infer_nobs(data0)
+    if isinstance(nobs, bool) or not isinstance(nobs, (int, np.integer)) or nobs < 1:
+        raise ValueError(f"nobs={nobs!r} must be a positive integer (the number of observations).")
+    return int(nobs)
 
 
 def result_meta(spec, nobs, solver, cov, ll) -> dict:
@@ -349,7 +367,7 @@ def fit(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
-    n = infer_nobs(data) if nobs is None else int(nobs)
+    n = check_nobs(nobs, data)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     dtype = dyn.values[0].dtype
     out, finite_leaves = _core_jit(

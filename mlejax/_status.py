@@ -99,10 +99,12 @@ class PrecisionWarning(MLEJaxWarning):
 
 
 def warn_if_float32(dtype, stacklevel: int) -> None:
-    """The one float32 guard: warn that standard errors need float64."""
-    if np.dtype(dtype) == np.float32:
+    """The one low-precision guard: warn that standard errors need float64 (float32,
+    and also float16 / bfloat16)."""
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.floating) and dt.itemsize < 8:
         warnings.warn(
-            "standard errors were computed in float32 and may be inaccurate; enable float64 "
+            f"standard errors were computed in {dt.name} and may be inaccurate; enable float64 "
             "with jax.config.update('jax_enable_x64', True) before creating arrays.",
             PrecisionWarning,
             stacklevel=stacklevel + 1,

@@ -31,10 +31,10 @@ from .._constraints import (
 from .._fit import (
     _ById,
     _is_concrete,
+    check_nobs,
     check_options,
     core,
     core_static,
-    infer_nobs,
     prepare_data,
     result_meta,
 )
@@ -257,6 +257,17 @@ def _check_batched_data(data):
     return b
 
 
+def _refuse_list(data):
+    """A Python list is ambiguous (one dataset per entry, or several data leaves?)."""
+    if isinstance(data, list):
+        raise TypeError(
+            f"data is a Python list of {len(data)} entries; fit_batch reads the batch from a "
+            "leading axis. For one dataset per entry, stack them: np.stack(datasets) (pad or "
+            "mask datasets of different lengths); for several data leaves per dataset, pass a "
+            "tuple or dict of arrays, each with the leading batch axis."
+        )
+
+
 def _axis_leaf(x) -> bool:
     return x is None or is_marker(x)
 
@@ -398,10 +409,11 @@ def fit_batch(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:
         raise ValueError("fit_batch needs data: a pytree of arrays with a leading batch axis.")
+    _refuse_list(data)
     data = prepare_data(data)
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
-    n = infer_nobs(data0) if nobs is None else int(nobs)
+    n = check_nobs(nobs, data0)
     codes, n_clusters = cluster_codes(clusters, n, cov)
 
     if init_fn is not None:

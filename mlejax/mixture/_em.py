@@ -247,6 +247,18 @@ def check_em_options(model, n_init, maxiter, tol, init_method):
     return n_init, maxiter, tol
 
 
+def _check_key(key):
+    """``key`` as a ``jax.random`` key (None: ``jax.random.key(0)``); a plain integer
+    is refused with the fix."""
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer, float)) or (hasattr(key, "shape") and jnp.shape(key) == ()
+                                                     and not jnp.issubdtype(jnp.result_type(key),
+                                                                            jax.dtypes.prng_key)):
+        raise TypeError(f"key={key!r} is a number; em needs a jax.random key, e.g. key=jax.random.key({key}).")
+    return key
+
+
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
        weights=None, init_method="kmeans", stderr=None):
     """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
@@ -292,8 +304,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         if n_init != 1:
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
         init = model.validate_init(init, x)
-    if key is None:
-        key = jax.random.key(0)
+    key = _check_key(key)
     out = _em_jit(
         model.static(),
         model.hyper(),
