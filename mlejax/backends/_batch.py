@@ -9,6 +9,7 @@ exactly as if they ran alone.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import warnings
@@ -39,7 +40,6 @@ from .._fit import (
     result_meta,
 )
 from .._inference import cluster_codes
-from ._lapack import lapack_free, needs_lapack_guard
 from .._result import FitFields, FitResult, _check_level
 from .._status import (
     BatchStatus,
@@ -48,6 +48,7 @@ from .._status import (
     Status,
     warn_if_float32,
 )
+from ._lapack import lapack_free, needs_lapack_guard
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -137,16 +138,16 @@ def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit)
     arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
     dispatch per call)."""
 
-    def call(xs, iters, chunk, n_chunks):
-        return run_chunks(xs, shared, tol, np.asarray(iters, np.int32), codes, make=make,
-                          chunk=chunk, n_chunks=n_chunks, **static)
+    def call(xs, iters):
+        args = (xs, shared, tol, np.asarray(iters, np.int32), codes)
+        return compiled_chunks(args, make, static, batch_size, per_fit)(*args)
 
-    return fit_in_two_passes(xs, maxiter, batch_size, per_fit, call)
+    return fit_in_two_passes(xs, maxiter, call)
 
 
-def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
-    """Run ``call(xs, maxiter, chunk, n_chunks) -> out`` so that a few slow fits do
-    not hold up the whole batch.
+def fit_in_two_passes(xs, maxiter: int, call):
+    """Run ``call(xs, maxiter) -> out`` so that a few slow fits do not hold up the
+    whole batch.
 
     Inside a ``vmap``-ped chunk every fit waits for the slowest one (a converged fit
     is masked, not removed). So the first pass gives every fit at most
@@ -158,20 +159,78 @@ def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
     """
     b = _leading(xs)
     first = min(maxiter, max(FIRST_PASS_MIN, maxiter // 8))
-    out = call(xs, first, *plan_chunks(b, batch_size, per_fit_bytes))
+    out = call(xs, first)
     if first >= maxiter:
         return out
     redo = np.flatnonzero(np.asarray(out["status"]) == int(Status.MAX_ITER))
     size = min(b, max(16, -(-b // 32)))
-    plan = plan_chunks(size, batch_size, per_fit_bytes)
     for start in range(0, redo.size, size):
         part = redo[start : start + size]
         idx = np.concatenate([part, np.full(size - part.size, part[-1])])
-        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter, *plan)
+        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter)
         out = jax.tree_util.tree_map(
             lambda a, r, part=part: a.at[part].set(r[: part.size]), out, again
         )
     return out
+
+
+# -- chunk sizes from the compiled program's own memory analysis ----------------------
+
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_MAX = 32
+MEMORY_SLACK = 1.25  # a compiled chunk may use this much more than the budget before it is re-planned
+
+
+def _avals_key(tree):
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False)) for a in leaves)
+
+
+def chunk_bytes(compiled) -> int | None:
+    """The working memory of one compiled chunk program: XLA's temporary buffers plus
+    its outputs (the preallocated results of all fits, which live alongside), from
+    ``compiled.memory_analysis()``; None where the backend does not say."""
+    try:
+        mem = compiled.memory_analysis()
+        return int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def compiled_chunks(args, make, static, batch_size, per_fit_estimate):
+    """The compiled :func:`run_chunks` for these arguments, with chunks sized from the
+    program's own memory analysis when ``batch_size`` is None.
+
+    The first plan comes from :func:`bytes_per_fit`; the program is compiled and XLA's
+    memory analysis read. If one chunk needs more than the budget
+    (:func:`_chunk_budget`, times ``MEMORY_SLACK``), the measured bytes per fit give a
+    new chunk size and the program is compiled again. Compiled programs are kept per
+    (function, options, shapes), so a repeated call neither traces nor compiles.
+    """
+    key = (make, tuple(static.items()), batch_size, _avals_key(args))
+    hit = _COMPILED.get(key)
+    if hit is not None:
+        _COMPILED.move_to_end(key)
+        return hit
+    b = _leading(args[0])
+
+    def build(chunk, n_chunks):
+        return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks, **static).compile()
+
+    chunk, n_chunks = plan_chunks(b, batch_size, per_fit_estimate)
+    compiled = build(chunk, n_chunks)
+    used = chunk_bytes(compiled) if batch_size is None else None
+    budget = _chunk_budget()
+    if used is not None and chunk > 1 and used > MEMORY_SLACK * budget:
+        out_bytes = int(compiled.memory_analysis().output_size_in_bytes)
+        per_fit = max((used - out_bytes) / chunk, 1.0)
+        cap = max(1, int((budget - min(out_bytes, budget // 2)) // per_fit))
+        if cap < chunk:
+            compiled = build(*plan_chunks(b, cap, 1))
+    _COMPILED[key] = compiled
+    if len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
+    return compiled
 
 
 def _chunk_budget() -> int:
