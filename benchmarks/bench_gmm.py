@@ -67,7 +67,7 @@ from jax import lax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # float64: the benchmark's (the user's) choice
 
 import mlejax as mj  # noqa: E402
-from mlejax import _em  # noqa: E402
+from mlejax.mixture import _em  # noqa: E402
 
 REG = 1e-6
 LOG2PI = float(np.log(2 * np.pi))

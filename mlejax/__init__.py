@@ -8,7 +8,7 @@ mlejax never changes ``jax.config``: enable float64 yourself for inference with
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import dist as dist, mixture as mixture, priors as priors
+from . import dist as dist, mixture as mixture, plot as plot, priors as priors, progress as progress
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive

@@ -148,6 +148,16 @@ def bootstrap(
         A :class:`BootstrapResult`: replicate estimates, bootstrap standard errors,
         covariance and bias, and ``conf_int(level, method="percentile" | "basic" |
         "bca")``. Replicates whose fit failed are counted and left out.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> def loglik(p, x):
+        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        >>> x = np.random.default_rng(0).normal(2.0, 1.0, 50)
+        >>> res = mj.fit(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+        >>> boot = mj.bootstrap(res, jax.random.key(0), n_boot=200)
+        >>> bool(abs(boot.stderr["mu"] / res.stderr["mu"] - 1) < 0.25)
+        True
     """
     if not isinstance(res, FitResult) or res._spec is None:
         raise TypeError(

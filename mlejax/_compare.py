@@ -39,6 +39,17 @@ def lrt(full, restricted) -> TestResult:
     ``statistic = 2 (loglik_full - loglik_restricted)``, chi-squared with
     ``df = nparams_full - nparams_restricted`` under the null. Fit the restricted
     model with ``mj.Fixed`` on the restricted parameters (same data).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> def loglik(p, x):
+        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        >>> x = np.random.default_rng(0).normal(0.5, 1.0, 100)
+        >>> full = mj.fit(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+        >>> null = mj.fit(loglik, {"mu": mj.Fixed(0.0), "sigma": mj.Positive(1.0)}, x)
+        >>> test = mj.lrt(full, null)
+        >>> test.df, bool(test.pvalue < 0.01)
+        (1, True)
     """
     df = full.nparams - restricted.nparams
     if df <= 0:

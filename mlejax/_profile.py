@@ -126,6 +126,57 @@ def _curve(dyn, data, x_hat, j, grid, tol, maxiter, *, loglik, spec):
 _curve_jit = jax.jit(_curve, static_argnames=("loglik", "spec"))
 
 
+def _surface(dyn, data, x_hat, ij, grid, tol, maxiter, *, loglik, spec):
+    """The profile log-likelihood over pairs ``grid`` (m, 2) of parameters ``ij``:
+    the other coordinates re-maximised with both held (Newton, warm-started from the
+    estimate, vmapped over the pairs)."""
+    F = _objective(loglik, spec, dyn, data)
+    phi_hat = spec.natural_flat(spec.to_natural(x_hat, dyn))
+    e = (jnp.arange(x_hat.shape[0]) == ij[0]) | (jnp.arange(x_hat.shape[0]) == ij[1])
+
+    def one(vw):
+        t0 = _unconstrained_j(spec, dyn, phi_hat, ij[0], vw[0])
+        t1 = _unconstrained_j(spec, dyn, phi_hat.at[ij[0]].set(vw[0]), ij[1], vw[1])
+        t = jnp.zeros_like(x_hat).at[ij[0]].set(t0).at[ij[1]].set(t1)
+        f = lambda z: F(jnp.where(e, t, z)) + 0.5 * jnp.sum(jnp.where(e, z - t, 0.0) ** 2)  # noqa: E731
+        st = minimise(Newton(), Objective(f), jnp.where(e, t, x_hat), tol, maxiter)
+        fx = F(jnp.where(e, t, st.x))
+        ok = (st.status == int(Status.SUCCESS)) | ((st.status == int(Status.PRECISION_LOSS)) & jnp.isfinite(fx))
+        return -fx, ok
+
+    pll, ok = jax.vmap(one)(grid)
+    return pll, ok, -F(x_hat)
+
+
+_surface_jit = jax.jit(_surface, static_argnames=("loglik", "spec"))
+
+
+def profile_2d(res, names, grid_x, grid_y):
+    """The profile log-likelihood of two parameters over the grid ``grid_x x grid_y``
+    (natural scale): ``(loglik, deviance, converged)``, each ``(len(grid_y), len(grid_x))``
+    (rows follow ``grid_y``, as ``matplotlib.contour`` takes them). The deviance
+    ``2 (loglik_hat - loglik)`` compared with a chi-squared(2) quantile (5.99 for
+    95%) gives the joint profile-likelihood confidence region."""
+    _check_single(res, "profile_2d()")
+    i, j = (_index(res, n) for n in names)
+    if i == j:
+        raise ValueError(f"names={names!r}: give two different parameters.")
+    gx, gy = (np.asarray(g, dtype=np.float64) for g in (grid_x, grid_y))
+    low, high = (np.asarray(b) for b in res._spec.bounds_flat(res._dyn))
+    for g, k in ((gx, i), (gy, j)):
+        if g.ndim != 1 or g.size == 0 or not np.all(np.isfinite(g)) or np.any(g <= low[k]) or np.any(g >= high[k]):
+            raise ValueError(f"the grid of {res.names[k]!r} must be a 1-d array of finite values strictly inside "
+                             f"its constraint ({low[k]}, {high[k]}).")
+    dtype = jnp.result_type(res.loglik)
+    xx, yy = np.meshgrid(gx, gy)
+    pll, ok, top = _surface_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray([i, j], jnp.int32),
+                           jnp.asarray(np.column_stack([xx.ravel(), yy.ravel()]), dtype),
+                           jnp.asarray(_INNER_TOL, dtype), jnp.asarray(_INNER_MAXITER, jnp.int32),
+                           loglik=res._loglik, spec=res._spec)
+    pll = np.asarray(pll).reshape(xx.shape)
+    return pll, 2.0 * (float(top) - pll), np.asarray(ok).reshape(xx.shape)
+
+
 # -- profile confidence intervals ---------------------------------------------------
 
 

@@ -28,19 +28,33 @@ class Status(enum.IntEnum):
     DIVERGING = 9
 
 
+# The one table of messages: a status's text, or per kind of fit ("fit": mj.fit and
+# fit_batch; "em": mj.em and em_batch) where the two differ.
 MESSAGES = {
     Status.RUNNING: "still running (internal state; never returned)",
-    Status.SUCCESS: "converged: the scaled gradient is below tol (or the Newton step is "
-    "below 1e-6 standard errors) and the observed information is positive definite (a "
-    "strict local maximum)",
-    Status.MAX_ITER: "not converged: the iteration limit (maxiter) was reached. Raise maxiter, "
-    "start closer to the optimum, or rescale the parameters",
+    Status.SUCCESS: {
+        "fit": "converged: the scaled gradient is below tol (or the Newton step is below 1e-6 "
+        "standard errors) and the observed information is positive definite (a strict local maximum)",
+        "em": "converged: the log-likelihood changed by less than tol per observation",
+    },
+    Status.MAX_ITER: {
+        "fit": "not converged: the iteration limit (maxiter) was reached. Raise maxiter, start "
+        "closer to the optimum, or rescale the parameters",
+        "em": "not converged: the iteration limit (maxiter) was reached. Raise maxiter, loosen tol, "
+        "or try more initialisations (n_init)",
+    },
     Status.PRECISION_LOSS: "not converged: no step improves the log-likelihood any more "
     "(precision loss) while the gradient is still above tol. The optimum may be on a "
     "numerically noisy or non-smooth surface; loosen tol or reparametrise",
-    Status.NONFINITE: "not converged: the log-likelihood or its gradient became NaN/inf and "
-    "no shorter step recovered. Constrain the parameters (mj.Positive, mj.Bounded) or "
-    "guard the log-likelihood against log(0)",
+    Status.NONFINITE: {
+        "fit": "not converged: the log-likelihood or its gradient became NaN/inf and no shorter "
+        "step recovered. Constrain the parameters (mj.Positive, mj.Bounded) or guard the "
+        "log-likelihood against log(0)",
+        "em": "stopped: a component collapsed (its covariance or parameters became singular or "
+        "non-finite, e.g. a Gaussian component on a single point); the last finite parameters "
+        "are returned. Set reg_covar > 0 (e.g. the default 1e-6), use fewer components, or start "
+        "from other parameters",
+    },
     Status.UNBOUNDED: "not converged: the log-likelihood grows without bound (+inf). The model "
     "is degenerate for these data (e.g. a variance shrinking to zero on one point)",
     Status.NOT_MAXIMUM: "not a maximum: the gradient vanishes but the Hessian is not negative "
@@ -58,12 +72,20 @@ MESSAGES = {
 }
 
 
-def message(status) -> str:
-    return MESSAGES[Status(int(status))]
+KINDS = ("fit", "em")
+
+
+def message(status, kind: str = "fit") -> str:
+    """The message of a status code for a kind of fit (``"fit"`` or ``"em"``)."""
+    text = MESSAGES[Status(int(status))]
+    return text[kind] if isinstance(text, dict) else text
 
 
 class BatchStatus:
-    """Per-fit statuses of a batch of results (a mixin for the batch result classes)."""
+    """Per-fit statuses of a batch of results (a mixin for the batch result classes;
+    ``_kind`` picks the messages: ``"fit"`` or ``"em"``)."""
+
+    _kind = "fit"
 
     @property
     def n_converged(self) -> int:
@@ -72,7 +94,7 @@ class BatchStatus:
     @property
     def message(self) -> tuple:
         """Per fit, its status in words (``res[i].message`` adds the flags)."""
-        return tuple(message(s) for s in np.asarray(self.status))
+        return tuple(message(s, self._kind) for s in np.asarray(self.status))
 
     def status_counts(self) -> dict:
         """``{status name: number of fits}``, most frequent first."""

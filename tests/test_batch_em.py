@@ -38,13 +38,22 @@ def test_em_batch_equals_a_loop_of_single_em_fits_and_reports_bad_datasets():
             res.params,
             one.params,
         )
-    with pytest.raises(ValueError, match="NaN"):
-        mj.em(model, x[3], key=keys[3])
         if i == 0:  # one dataset as a full MixtureResult, standard errors included
             full = res[0]
             assert isinstance(full, mj.MixtureResult)
+            assert full.message == one.message
             np.testing.assert_allclose(np.asarray(full.stderr["means"]),
                                        np.asarray(one.stderr["means"]), rtol=1e-8)
+            np.testing.assert_allclose(float(full.loglik), float(one.loglik), rtol=1e-10)
+    with pytest.raises(ValueError, match="NaN"):
+        mj.em(model, x[3], key=keys[3])
+    bad = res[3]  # the dataset with NaN: its status, no standard errors, no error
+    assert int(bad.status) == Status.NONFINITE_DATA and bad.stderr is None
+    assert bad.message == "the data contain NaN or inf"
+    # EM's own words, from the one status table (not the Newton solver's)
+    assert res.message[0] == "converged: the log-likelihood changed by less than tol per observation"
+    assert res.message[3] == "the data contain NaN or inf"
+    assert all("gradient" not in m for m in res.message)
 
 
 def test_em_batch_refuses_bad_input():

@@ -15,7 +15,8 @@ import mlejax as mj
 
 
 def _scipy_mle(negll, x0):
-    res = optimize.minimize(negll, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
+    with np.errstate(invalid="ignore"):  # BFGS's finite differences step across the inf wall of negll
+        res = optimize.minimize(negll, x0, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
     res = optimize.minimize(negll, res.x, method="Nelder-Mead",
                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
     return res.x, -res.fun
@@ -175,7 +176,7 @@ def test_generic_mixture_faults():
     bad = {"weights": [0.5, 0.5], "shape": [-1.0, 2.0], "scale": [1.0, 2.0]}
     with pytest.raises(ValueError, match=r"init\['shape'\].*lower bound"):
         mj.em(WEIBULL, x, init=bad)
-    with pytest.raises(ValueError, match="non-negative integer counts"):
+    with pytest.raises(ValueError, match="non-negative integers"):
         mj.em(mj.PoissonMixture(2), np.array([1.0, -2.0, 3.0]))
     with pytest.raises(ValueError, match="n_components=5 is more than the number of observations"):
         mj.em(mj.PoissonMixture(5), np.array([1, 2, 3]))

@@ -133,7 +133,7 @@ def test_separation_detected_and_reported(model, kind):
         ("probit", [0, 1, -0.5, 1], "unit interval"),
         ("poisson", [0, 1, -1, 3], "non-negative counts"),
         ("negbin", [0, 1, -1, 3], "non-negative counts"),
-        ("gamma", [1.0, 0.0, 2.0, 3.0], r"positive values \(y > 0\)"),
+        ("gamma", [1.0, 0.0, 2.0, 3.0], r"positive numbers \(> 0\)"),
         ("linear", [1.0, np.inf, 2.0, 3.0], "y contains 1 NaN/inf"),
     ],
 )

@@ -40,6 +40,7 @@ from .._fit import (
     result_meta,
 )
 from .._inference import cluster_codes
+from .._progress import chunk_hook, emit_host, reporter, reporting
 from .._result import FitFields, FitResult, _check_level
 from .._status import (
     BatchStatus,
@@ -64,13 +65,14 @@ def _leading(xs) -> int:
     return jax.tree_util.tree_leaves(xs)[0].shape[0]
 
 
-def chunked_vmap(one, xs, chunk: int, n_chunks: int):
+def chunked_vmap(one, xs, chunk: int, n_chunks: int, progress: bool = False):
     """``jax.vmap(one)(xs)`` computed ``chunk`` items at a time (inside a trace).
 
     ``n_chunks`` chunks, each one ``vmap`` of ``one``, run one after the other in a
     ``fori_loop`` over preallocated outputs; the last chunk is clamped to end at
     ``B`` (it recomputes a few items of the one before, with identical results),
-    so there is one traced body and no padding copy of the inputs.
+    so there is one traced body and no padding copy of the inputs. ``progress``
+    (static) reports each finished chunk to the host (:mod:`mlejax._progress`).
 
     On CPU with a jaxlib whose batched LAPACK kernels can deadlock (0.10.0 to
     0.11.0), ``one``'s Cholesky factorisations, triangular solves and LU
@@ -92,14 +94,17 @@ def chunked_vmap(one, xs, chunk: int, n_chunks: int):
     def body(c, outs):
         start = jnp.minimum(c * chunk, b - chunk)
         res = batched(take(start))
-        return jax.tree_util.tree_map(
+        outs = jax.tree_util.tree_map(
             lambda buf, v: lax.dynamic_update_slice_in_dim(buf, v, start, axis=0), outs, res
         )
+        if progress:
+            chunk_hook(start + chunk)
+        return outs
 
     return lax.fori_loop(0, n_chunks, body, outs)
 
 
-def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **static):
+def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, progress=False, **static):
     """Fit ``B`` problems: ``make(xs_i, shared) -> (dyn, data)`` builds fit ``i``; the
     fits run as :func:`chunked_vmap` of ``_fit.core``."""
 
@@ -109,7 +114,7 @@ def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, **
         out["_dyn"] = dyn
         return out
 
-    return chunked_vmap(one, xs, chunk, n_chunks)
+    return chunked_vmap(one, xs, chunk, n_chunks, progress)
 
 
 run_chunks = jax.jit(
@@ -118,6 +123,7 @@ run_chunks = jax.jit(
         "make",
         "chunk",
         "n_chunks",
+        "progress",
         "loglik",
         "spec",
         "solver",
@@ -132,17 +138,23 @@ run_chunks = jax.jit(
 FIRST_PASS_MIN = 32  # iterations every fit gets in the first pass
 
 
-def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit):
+def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit, progress=None):
     """Many fits of :func:`core` in chunks and two passes (``fit_batch`` and
     ``bootstrap``): ``xs`` is what ``make`` maps over, ``static`` the core's static
     arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
-    dispatch per call)."""
+    dispatch per call). ``progress``: a reporter (:mod:`mlejax._progress`) told the
+    fits done after each chunk of the first pass."""
+    on = progress is not None
 
     def call(xs, iters):
         args = (xs, shared, tol, np.asarray(iters, np.int32), codes)
-        return compiled_chunks(args, make, static, batch_size, per_fit)(*args)
+        return compiled_chunks(args, make, static, batch_size, per_fit, on)(*args)
 
-    return fit_in_two_passes(xs, maxiter, call)
+    with reporting(progress, _leading(xs), "fits"):
+        out = fit_in_two_passes(xs, maxiter, call)
+        if on:
+            emit_host(_leading(xs))
+    return out
 
 
 def fit_in_two_passes(xs, maxiter: int, call):
@@ -197,7 +209,7 @@ def chunk_bytes(compiled) -> int | None:
         return None
 
 
-def compiled_chunks(args, make, static, batch_size, per_fit_estimate):
+def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=False):
     """The compiled :func:`run_chunks` for these arguments, with chunks sized from the
     program's own memory analysis when ``batch_size`` is None.
 
@@ -207,7 +219,7 @@ def compiled_chunks(args, make, static, batch_size, per_fit_estimate):
     new chunk size and the program is compiled again. Compiled programs are kept per
     (function, options, shapes), so a repeated call neither traces nor compiles.
     """
-    key = (make, tuple(static.items()), batch_size, _avals_key(args))
+    key = (make, tuple(static.items()), batch_size, bool(progress), _avals_key(args))
     hit = _COMPILED.get(key)
     if hit is not None:
         _COMPILED.move_to_end(key)
@@ -215,7 +227,8 @@ def compiled_chunks(args, make, static, batch_size, per_fit_estimate):
     b = _leading(args[0])
 
     def build(chunk, n_chunks):
-        return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks, **static).compile()
+        return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks,
+                                progress=bool(progress) and n_chunks > 1, **static).compile()
 
     chunk, n_chunks = plan_chunks(b, batch_size, per_fit_estimate)
     compiled = build(chunk, n_chunks)
@@ -421,6 +434,7 @@ def fit_batch(
     nobs=None,
     check_finite=True,
     log_prior=None,
+    progress=None,
 ) -> BatchFitResult:
     """Fit ``loglik`` to ``B`` datasets at once: one compiled call, one result per fit.
 
@@ -447,6 +461,10 @@ def fit_batch(
             more than ``max(32, maxiter // 8)`` iterations are rerun in a second
             pass, so a few slow or failing fits do not hold up the whole batch (the
             results are exactly those of one pass).
+        progress: ``True`` shows the fits done (a tqdm bar if installed), updated
+            after each chunk inside the compiled call (a ``jax.debug.callback``
+            compiled in only when asked) and at the end; or a reporter such as
+            ``mj.progress.Recorder()``.
         init_axis: ``None`` (default: one start for all), ``0`` (every leaf of
             ``init`` has a leading batch axis), or a pytree prefix of ``init`` with
             ``None``/``0`` per leaf (a constraint marker counts as one leaf; its
@@ -464,6 +482,17 @@ def fit_batch(
     refused at call time. Nothing about one dataset raises: a dataset with NaN
     data, a start where the log-likelihood is not finite, a fit that does not
     converge, all get their own status, and one warning counts them.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> def loglik(p, x):
+        ...     return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        >>> x = np.random.default_rng(0).normal(2.0, 1.0, size=(5, 40))    # 5 datasets
+        >>> res = mj.fit_batch(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+        >>> res.params["mu"].shape, res.n_converged
+        ((5,), 5)
+        >>> bool(np.allclose(res.params["mu"], x.mean(axis=1)))
+        True
     """
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:
@@ -492,6 +521,7 @@ def fit_batch(
             spec, dyn = _batched_parametrize(init, batched, b)
         else:
             spec, dyn = parametrize(init)
+            _check_shared_init(ll, spec, dyn, data0, b)
         dyn_b, shared = _split_dyn(dyn, batched)
         make = _FitMaker(batched)
 
@@ -499,12 +529,27 @@ def fit_batch(
     out = run_fits(
         (data, dyn_b), shared, np.asarray(tol, default_float_dtype()), codes, make,
         core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
-        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, cov),
+        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, cov), reporter(progress),
     )
     res = BatchFitResult(**out, _data=data, **result_meta(spec, n, solver, cov, ll))
     if _is_concrete(res.status):
         _warn_batch(res)
     return res
+
+
+def _check_shared_init(ll, spec, dyn, data0, b):
+    """A shared ``init`` whose leaves have a leading axis of the batch length, on which
+    the log-likelihood fails: the user meant one start per fit (``init_axis=0``)."""
+    if not any(len(s) > 0 and s[0] == b for s in spec.shapes):
+        return
+    try:
+        jax.eval_shape(ll, spec.to_natural(spec.to_unconstrained(dyn), dyn), data0)
+    except Exception as e:  # noqa: BLE001  (any failure of the user's function)
+        raise ValueError(
+            f"init has leaves with a leading axis of length {b}, the number of datasets, and "
+            "loglik fails on one dataset with them as a shared start. For one start per fit "
+            "pass init_axis=0 (or a pytree of 0/None marking the batched leaves)."
+        ) from e
 
 
 def _warn_batch(res, stacklevel=3):

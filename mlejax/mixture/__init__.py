@@ -1,7 +1,9 @@
 """Mixture models fitted by :func:`mlejax.em`: component families and helpers.
 
-``mj.GaussianMixture``, ``mj.Mixture``, ``mj.em`` are also at the top level; the
-component families for ``mj.Mixture(family, n_components)`` live here.
+``mj.GaussianMixture``, ``mj.Mixture``, ``mj.em`` are also at the top level. A
+component of ``mj.Mixture(family, n_components)`` is any :mod:`mlejax.dist` family;
+the names ``Normal``, ``Poisson``, ``Exponential``, ``Bernoulli``, ``Weibull`` and
+``StudentT`` here are those families (kept for earlier code).
 """
 
 from ._em import em as em, em_loop as em_loop, em_pure as em_pure

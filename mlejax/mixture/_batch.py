@@ -18,7 +18,8 @@ import numpy as np
 
 from .._status import BatchStatus, Status
 from ..backends._batch import chunked_vmap, plan_chunks
-from ._em import DEFAULT_MAXITER, DEFAULT_TOL, check_em_options, em_pure
+from ._em import DEFAULT_MAXITER, DEFAULT_TOL, EMOutput, check_em_options, em_pure
+from ._result import build_result
 
 __all__ = ["em_batch", "BatchMixtureResult"]
 
@@ -59,6 +60,13 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         ``summary()``, and ``res[i]``: dataset ``i`` as a :class:`MixtureResult`
         (with its standard errors). A dataset with NaN/inf gets status
         ``NONFINITE_DATA`` instead of an error.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 9.0], 100), size=(3, 200))
+        >>> res = mj.em_batch(mj.PoissonMixture(2), x)
+        >>> res.params["rate"].shape, res.status_counts()
+        ((3, 2), {'SUCCESS': 3})
     """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     arr = data if isinstance(data, jax.Array) else np.asarray(data)
@@ -98,18 +106,16 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         chunk,
         n_chunks,
     )
-    status = jnp.where(jnp.asarray(finite), out["status"], int(Status.NONFINITE_DATA))
-    out["status"] = status.astype(jnp.int32)
-    out["converged"] = out["status"] == int(Status.SUCCESS)
+    status = jnp.where(jnp.asarray(finite), out.status, int(Status.NONFINITE_DATA)).astype(jnp.int32)
     return BatchMixtureResult(
-        params=out["params"],
-        loglik=out["loglik"],
-        converged=out["converged"],
-        n_iter=out["n_iter"],
-        status=out["status"],
-        restart_logliks=out["restart_logliks"],
-        loglik_decreased=out["decreased"],
-        nobs=out["nobs"],
+        params=out.params,
+        loglik=out.loglik,
+        converged=status == int(Status.SUCCESS),
+        n_iter=out.n_iter,
+        status=status,
+        restart_logliks=out.restart_logliks,
+        loglik_decreased=out.decreased,
+        nobs=out.nobs,
         _x=x,
         _model=model,
         _tol=tol,
@@ -120,7 +126,10 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
 class BatchMixtureResult(BatchStatus):
     """The result of :func:`mlejax.em_batch`: the fields of :class:`MixtureResult`
     that EM itself produces, each with a leading batch axis. ``res[i]`` is dataset
-    ``i`` as a full :class:`MixtureResult` (standard errors computed then)."""
+    ``i`` as a full :class:`MixtureResult` (standard errors computed then; a dataset
+    with NaN/inf gives its status ``NONFINITE_DATA`` and no standard errors)."""
+
+    _kind = "em"  # the EM messages of the one status table
 
     params: Any
     loglik: Any
@@ -138,14 +147,11 @@ class BatchMixtureResult(BatchStatus):
         return int(np.shape(self.loglik)[0])
 
     def __getitem__(self, i):
-        from ._result import build_result
-
         i = int(i)
         if not -len(self) <= i < len(self):
             raise IndexError(f"dataset index {i} is out of range for a batch of {len(self)}.")
-        pick = lambda a: a[i]  # noqa: E731
-        out = dict(
-            params=jax.tree_util.tree_map(pick, self.params),
+        out = EMOutput(
+            params=jax.tree_util.tree_map(lambda a: a[i], self.params),
             loglik=self.loglik[i],
             n_iter=self.n_iter[i],
             status=self.status[i],
@@ -153,9 +159,10 @@ class BatchMixtureResult(BatchStatus):
             restart_logliks=self.restart_logliks[i],
             converged=self.converged[i],
             nobs=self.nobs[i],
+            finite_data=self.status[i] != int(Status.NONFINITE_DATA),
         )
         x = self._x[i]
-        return build_result(self._model, out, x, jnp.ones((x.shape[0],), x.dtype), tol=self._tol)
+        return build_result(self._model, out, x, jnp.ones((x.shape[0],), x.dtype), tol=self._tol, batch_item=True)
 
 
     def summary(self) -> str:

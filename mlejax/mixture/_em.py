@@ -37,8 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._progress import interval, iteration_hook, reporter, reporting
 from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
+from ._result import build_result
 
 RUNNING = int(Status.RUNNING)
 INIT_METHODS = ("kmeans", "kmeans++", "random")
@@ -56,7 +58,32 @@ class EMCarry(NamedTuple):
     started: Any  # the initial M-step (from resp0) is done
 
 
-def em_loop(model, state0, data, tol, maxiter, resp0=None):
+class EMRun(NamedTuple):
+    """One EM run (one restart)."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+
+
+class EMOutput(NamedTuple):
+    """What the compiled EM returns (:func:`em_pure`): the best restart, and facts
+    about all of them and the data."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+    restart_logliks: Any  # the final log-likelihood of each restart
+    converged: Any
+    nobs: Any  # the sum of the weights
+    finite_data: Any  # False: the data contain NaN/inf
+
+
+def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
     """Run EM from ``state0`` until ``|loglik_t - loglik_{t-1}| < tol * sum(weights)``
     (the change of the mean log-likelihood per observation, as scikit-learn) or
     ``maxiter`` M-steps. ``tol = 0`` runs exactly ``maxiter`` iterations. A step
@@ -66,6 +93,8 @@ def em_loop(model, state0, data, tol, maxiter, resp0=None):
     ``resp0`` (weighted responsibilities, (n, K)) makes the first pass an initial
     M-step from them instead of an E-step (not counted in ``n_iter``), so that a
     model whose M-step is expensive to compile traces it only once.
+    ``progress_every`` (static): report ``(n_iter, loglik)`` to the host every that
+    many iterations (:mod:`mlejax._progress`); 0 compiles no callback.
     """
     dtype = data.total.dtype
     init = EMCarry(
@@ -101,12 +130,13 @@ def em_loop(model, state0, data, tol, maxiter, resp0=None):
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.state)
         slack = 1e-9 * jnp.maximum(jnp.abs(ll), 1.0)
         decreased = c.decreased | (ok & (ll < c.loglik - slack))
+        iteration_hook(n, ll, progress_every, ok & ~first)
         return EMCarry(state, ll, n, status, decreased, jnp.ones((), bool))
 
     return lax.while_loop(cond, body, init)
 
 
-def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1):
+def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1, progress_every=0):
     """The whole EM fit as a pure function (jit- and vmap-able).
 
     ``model`` is a model object (a ``mj.Mixture`` bound to the data's shape first:
@@ -117,9 +147,10 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
 
         fit = lambda x: em_pure(gm, x, jnp.ones(x.shape[0]), key, None, tol, maxiter)
         out = jax.jit(jax.vmap(fit))(xs)   # xs: (B, n, d)
- Returns a dict of
-    arrays for the best of ``n_init`` restarts (vmapped) by final log-likelihood;
-    restarts whose components collapsed rank last.
+
+
+    Returns an :class:`EMOutput` for the best of ``n_init`` restarts (vmapped) by
+    final log-likelihood; restarts whose components collapsed rank last.
     """
     if w is None:
         w = jnp.ones((x.shape[0],), x.dtype)
@@ -140,37 +171,33 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
                 state0, resp0 = model.start_from_resp(resp, data)
             else:
                 state0 = model.init_from_resp(resp, data)
-        c = em_loop(model, state0, data, tol, maxiter, resp0)
+        c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
         ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
-        return dict(
-            params=params,
-            loglik=ll,
-            n_iter=c.n_iter,
-            status=c.status,
-            decreased=c.decreased,
-        )
+        return EMRun(params, ll, c.n_iter, c.status, c.decreased)
 
     if n_init == 1:  # no batch axis of one inside the loop
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
     else:
         runs = jax.vmap(one)(keys)
-    rank = jnp.where((runs["status"] != int(Status.NONFINITE)) & jnp.isfinite(runs["loglik"]), runs["loglik"], -jnp.inf)
-    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs["loglik"]), -jnp.inf, runs["loglik"]), rank)
-    best = jnp.argmax(rank)
-    out = jax.tree_util.tree_map(lambda a: a[best], runs)
-    out["restart_logliks"] = runs["loglik"]
-    out["converged"] = out["status"] == int(Status.SUCCESS)
-    out["nobs"] = data.total
-    out["finite_data"] = jnp.all(jnp.isfinite(x))
-    return out
+    rank = jnp.where((runs.status != int(Status.NONFINITE)) & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
+    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs.loglik), -jnp.inf, runs.loglik), rank)
+    best = jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
+    return EMOutput(
+        *best,
+        restart_logliks=runs.loglik,
+        converged=best.status == int(Status.SUCCESS),
+        nobs=data.total,
+        finite_data=jnp.all(jnp.isfinite(x)),
+    )
 
 
 _em_jit = jax.jit(
-    lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init: em_pure(
-        static.with_hyper(hyper), x, w, key, init_params, tol, maxiter, init_method=init_method, n_init=n_init
+    lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init, progress_every: em_pure(
+        static.with_hyper(hyper), x, w, key, init_params, tol, maxiter, init_method=init_method, n_init=n_init,
+        progress_every=progress_every,
     ),
-    static_argnums=(0, 8, 9),
+    static_argnums=(0, 8, 9, 10),
 )
 
 
@@ -260,7 +287,7 @@ def _check_key(key):
 
 
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
-       weights=None, init_method="kmeans", stderr=None):
+       weights=None, init_method="kmeans", stderr=None, progress=None):
     """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
 
     Args:
@@ -287,12 +314,21 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
             default ``None`` computes them when the model has at most
             ``MAX_AUTO_STDERR_PARAMS`` (2000) free parameters (the Hessian is
             P x P); ``True`` always, ``False`` never (``res.stderr`` is then None).
+        progress: ``True`` shows the iterations and log-likelihood (tqdm if
+            installed), about 100 updates per fit; an ``mj.progress.Recorder()``
+            records the log-likelihood at every iteration (for
+            ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
 
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
-    """
-    from ._result import build_result
 
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 9.0], 200))
+        >>> res = mj.em(mj.PoissonMixture(2), x)
+        >>> np.round(np.sort(np.asarray(res.params["rate"])), 2).tolist(), bool(res.converged)
+        ([1.17, 8.42], True)
+    """
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     x = model.validate_data(data)
     if hasattr(model, "bind"):
@@ -305,7 +341,17 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
         init = model.validate_init(init, x)
     key = _check_key(key)
-    out = _em_jit(
+    rep = reporter(progress)
+    with reporting(rep, maxiter, "EM"):
+        out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, interval(rep, maxiter) if rep else 0)
+    if stderr is None:
+        stderr = model.nparams(x) <= MAX_AUTO_STDERR_PARAMS
+    return build_result(model, out, x, w, tol=tol, stderr=bool(stderr))
+
+
+def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress_every):
+    dtype = x.dtype
+    return _em_jit(
         model.static(),
         model.hyper(),
         x,
@@ -316,10 +362,8 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         jnp.asarray(maxiter, jnp.int32),
         init_method,
         n_init,
+        progress_every,
     )
-    if stderr is None:
-        stderr = model.nparams(x) <= MAX_AUTO_STDERR_PARAMS
-    return build_result(model, out, x, w, tol=tol, stderr=bool(stderr))
 
 
-__all__ = ["em", "em_pure", "em_loop"]
+__all__ = ["em", "em_pure", "em_loop", "EMOutput"]

@@ -72,6 +72,14 @@ class GaussianMixture:
             with 0 a collapse is an error that says what to change).
 
     ``params`` of the result: ``{"weights": (K,), "means": (K, d), "covariances": ...}``.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.normal(-3, 1, (150, 2)), rng.normal(3, 1, (150, 2))])
+        >>> res = mj.em(mj.GaussianMixture(2, covariance_type="diag"), x, stderr=False)
+        >>> res.params["means"].shape, res.params["covariances"].shape
+        ((2, 2), (2, 2))
     """
 
     n_components: int

@@ -1,14 +1,19 @@
-"""Mixtures of any component family: ``mj.Mixture``, and the Poisson, Bernoulli and
-exponential mixtures.
+"""Mixtures of any :mod:`mlejax.dist` family: ``mj.Mixture``, and the Poisson,
+Bernoulli and exponential mixtures.
 
-A component family is a log-density ``logpdf(params, x) -> (n,)`` of one
-component (``params`` a pytree, ``x`` all observations) with a starting-value
-template whose leaves may carry constraint markers (``mj.Positive``,
-``mj.Bounded``, ``mj.Fixed``). The M-step maximises each component's weighted
-log-likelihood ``sum_i r_ik log p(x_i | theta_k)``: in closed form where the family
-has one, otherwise by a few warm-started Newton steps of mlejax's own driver
-(:func:`mlejax._driver.minimise`) on the unconstrained scale -- a generalised EM
-whose Newton steps only accept increases, so the log-likelihood never falls.
+A component is a distribution family (``mj.dist.Gamma()``, a subclass of
+``mj.dist.Family``, or ``mj.dist.Custom(logpdf, params)``: a user's log-density
+with starting values whose leaves may carry ``mj.Positive``, ``mj.Bounded`` or
+``mj.Fixed``). The M-step maximises each component's weighted log-likelihood
+``sum_i r_ik log p(x_i | theta_k)``: by the family's closed form (``mle(x, w)``)
+where it has one, otherwise by a few warm-started Newton steps of mlejax's own
+driver (:func:`mlejax.solvers._driver.minimise`) on the unconstrained scale of its
+constraint markers -- a generalised EM whose Newton steps only accept increases,
+so the log-likelihood never falls.
+
+``mj.mixture.Normal``, ``Poisson``, ``Exponential``, ``Bernoulli``, ``Weibull``
+and ``StudentT`` are the :mod:`mlejax.dist` families (``Normal`` with its old
+parameter names ``loc``/``scale``, ``Bernoulli`` with ``probs``).
 """
 
 from __future__ import annotations
@@ -19,227 +24,72 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln, xlog1py, xlogy
 
-from .._constraints import (
-    FIXED,
-    Bounded,
-    Positive,
-    default_float_dtype,
-    parametrize,
-)
-from .._fit import _ById
+from .._constraints import FIXED, parametrize
+from ..dist import _families as fam
 from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
-from ._gmm import validate_weights
+from ._gmm import _as_data, validate_weights
 
-_TINY = 1e-300
+# -- the mixture components of earlier versions: the dist families --------------------
 
-
-# -- built-in component families -----------------------------------------------------
-
-
-def _wsum(r, x):
-    """Weighted sums r^T x for x (n,) or (n, d): (K,) or (K, d)."""
-    return r.T @ x
-
-
-def _check_numeric(x, name):
-    if not np.all(np.isfinite(np.asarray(x))):
-        raise ValueError(f"data contain NaN or inf; remove or impute those rows ({name} mixture).")
+Poisson = fam.Poisson
+Exponential = fam.Exponential
+Weibull = fam.Weibull
+StudentT = fam.StudentT
 
 
 @dataclasses.dataclass(frozen=True)
-class Poisson:
-    """Poisson counts; parameter ``rate`` > 0. Closed-form M-step."""
+class Normal(fam.Renamed):
+    """``mj.dist.Normal`` with the parameter names ``loc`` and ``scale``."""
 
-    closed_form = True
-
-    def template(self, x):
-        return {"rate": Positive(1.0)}
-
-    def validate(self, x):
-        xn = np.asarray(x)
-        _check_numeric(xn, "Poisson")
-        if xn.ndim != 1 or np.any(xn < 0) or np.any(xn != np.round(xn)):
-            raise ValueError("Poisson mixture data must be a 1-d array of non-negative integer counts.")
-
-    def logpdf(self, p, x):
-        return xlogy(x, p["rate"]) - p["rate"] - gammaln(x + 1.0)
-
-    def mle(self, x, r, nk):
-        return {"rate": _wsum(r, x) / nk}
-
-    def sample(self, key, p, n):
-        return jax.random.poisson(key, p["rate"], (n,)).astype(default_float_dtype())
+    base: fam.Family = fam.Normal()
+    names: tuple = (("mu", "loc"), ("sigma", "scale"))
 
 
 @dataclasses.dataclass(frozen=True)
-class Exponential:
-    """Exponential durations; parameter ``rate`` > 0. Closed-form M-step."""
+class Bernoulli(fam.Renamed):
+    """``mj.dist.Bernoulli`` with the parameter name ``probs``: for (n, d) binary data,
+    ``probs`` is (d,) (the coordinates independent given the component)."""
 
-    closed_form = True
-
-    def template(self, x):
-        return {"rate": Positive(1.0)}
-
-    def validate(self, x):
-        xn = np.asarray(x)
-        _check_numeric(xn, "exponential")
-        if xn.ndim != 1 or np.any(xn < 0):
-            raise ValueError("exponential mixture data must be a 1-d array of non-negative values.")
-
-    def logpdf(self, p, x):
-        return jnp.log(p["rate"]) - p["rate"] * x
-
-    def mle(self, x, r, nk):
-        return {"rate": nk / _wsum(r, x)}
-
-    def sample(self, key, p, n):
-        return jax.random.exponential(key, (n,), default_float_dtype()) / p["rate"]
+    base: fam.Family = fam.Bernoulli()
+    names: tuple = (("p", "probs"),)
 
 
-@dataclasses.dataclass(frozen=True)
-class Bernoulli:
-    """Multivariate binary data (n, d), independent given the component; parameter
-    ``probs`` (d,) in (0, 1). Closed-form M-step."""
-
-    closed_form = True
-
-    def template(self, x):
-        return {"probs": Bounded(0.0, 1.0, jnp.full(x.shape[1:], 0.5))}
-
-    def validate(self, x):
-        xn = np.asarray(x)
-        _check_numeric(xn, "Bernoulli")
-        if xn.ndim != 2 or not np.all((xn == 0) | (xn == 1)):
-            raise ValueError("Bernoulli mixture data must be an (n, d) array of 0/1 values.")
-
-    def logpdf(self, p, x):
-        return jnp.sum(xlogy(x, p["probs"]) + xlog1py(1.0 - x, -p["probs"]), axis=-1)
-
-    def mle(self, x, r, nk):
-        return {"probs": jnp.clip(_wsum(r, x) / nk[:, None], 0.0, 1.0)}
-
-    def sample(self, key, p, n):
-        return jax.random.bernoulli(key, p["probs"], (n,) + p["probs"].shape).astype(default_float_dtype())
+def as_family(component, params=None) -> fam.Family:
+    """A mixture component (or HMM emission) as a :class:`mlejax.dist.Family`."""
+    if isinstance(component, type) and issubclass(component, fam.Family):
+        component = component()
+    if isinstance(component, fam.Family):
+        if params is not None:
+            raise ValueError("params= gives the starting values of a user-written logpdf; a family has its own.")
+        return component
+    if callable(component):
+        if params is None:
+            raise ValueError(
+                "a user-written component log-density needs params=, one component's starting "
+                "values, e.g. {'shape': mj.Positive(1.0), 'scale': mj.Positive(1.0)}."
+            )
+        if not isinstance(params, dict) or "weights" in params:
+            raise ValueError("params must be a dict of the component's parameters (not named 'weights').")
+        return fam.Custom(component, params)
+    raise TypeError(
+        f"component has type {type(component).__name__}; give an mlejax.dist family such as "
+        "mj.dist.Gamma() or a function logpdf(params, x) -> (n,) with params=."
+    )
 
 
-@dataclasses.dataclass(frozen=True)
-class Normal:
-    """Univariate normal; ``loc`` and ``scale`` > 0. Closed-form M-step."""
-
-    closed_form = True
-
-    def template(self, x):
-        return {"loc": 0.0, "scale": Positive(1.0)}
-
-    def validate(self, x):
-        _check_numeric(x, "normal")
-        if np.ndim(x) != 1:
-            raise ValueError("Normal mixture data must be 1-d; use mj.GaussianMixture for vectors.")
-
-    def logpdf(self, p, x):
-        return jax.scipy.stats.norm.logpdf(x, p["loc"], p["scale"])
-
-    def mle(self, x, r, nk):
-        loc = _wsum(r, x) / nk
-        var = jnp.sum(r * (x[:, None] - loc[None]) ** 2, 0) / nk
-        return {"loc": loc, "scale": jnp.sqrt(var)}
-
-    def sample(self, key, p, n):
-        return p["loc"] + p["scale"] * jax.random.normal(key, (n,), default_float_dtype())
-
-
-@dataclasses.dataclass(frozen=True)
-class Weibull:
-    """Weibull(shape k > 0, scale lam > 0) for positive data; Newton M-step."""
-
-    closed_form = False
-
-    def template(self, x):
-        return {"shape": Positive(1.0), "scale": Positive(1.0)}
-
-    def validate(self, x):
-        xn = np.asarray(x)
-        _check_numeric(xn, "Weibull")
-        if xn.ndim != 1 or np.any(xn <= 0):
-            raise ValueError("Weibull mixture data must be a 1-d array of strictly positive values.")
-
-    def start(self, x, r, nk):
-        return {"shape": jnp.ones_like(nk) * 1.5, "scale": _wsum(r, x) / nk}
-
-    def logpdf(self, p, x):
-        k, lam = p["shape"], p["scale"]
-        z = x / lam
-        return jnp.log(k) - jnp.log(lam) + (k - 1.0) * jnp.log(z) - z**k
-
-    def sample(self, key, p, n):
-        return p["scale"] * jax.random.weibull_min(key, 1.0, p["shape"], (n,), default_float_dtype())
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentT:
-    """Student's t with ``df`` > 0, ``loc``, ``scale`` > 0; Newton M-step."""
-
-    closed_form = False
-
-    def template(self, x):
-        return {"df": Positive(5.0), "loc": 0.0, "scale": Positive(1.0)}
-
-    def validate(self, x):
-        _check_numeric(x, "Student-t")
-        if np.ndim(x) != 1:
-            raise ValueError("Student-t mixture data must be 1-d.")
-
-    def start(self, x, r, nk):
-        loc = _wsum(r, x) / nk
-        var = jnp.sum(r * (x[:, None] - loc[None]) ** 2, 0) / nk
-        return {"df": jnp.full_like(nk, 5.0), "loc": loc, "scale": jnp.sqrt(var * 3.0 / 5.0)}
-
-    def logpdf(self, p, x):
-        return jax.scipy.stats.t.logpdf(x, p["df"], p["loc"], p["scale"])
-
-    def sample(self, key, p, n):
-        return p["loc"] + p["scale"] * jax.random.t(key, p["df"], (n,), default_float_dtype())
-
-
-class _UserFamily:
-    """A user-written component log-density with its own starting values/markers."""
-
-    closed_form = False
-
-    def __init__(self, logpdf, params):
-        self.fn = logpdf
-        self.params = params
-
-    def __hash__(self):
-        return hash(self.fn)
-
-    def __eq__(self, other):
-        return isinstance(other, _UserFamily) and other.fn == self.fn
-
-    def template(self, x):
-        return self.params
-
-    def validate(self, x):
-        _check_numeric(x, "user")
-
-    def logpdf(self, p, x):
-        return self.fn(p, x)
-
-    def sample(self, key, p, n):
-        raise NotImplementedError(
-            "sampling needs the component family's sampler; a user-written log-density has none. "
-            "Draw component labels from params['weights'] and sample the components yourself."
-        )
+def _per_obs(lp, n):
+    """One log-density per observation: trailing axes (independent coordinates) summed."""
+    return lp if lp.ndim == 1 else jnp.sum(lp.reshape(n, -1), axis=1)
 
 
 # -- the generic mixture --------------------------------------------------------------
 
 
 class MixData(NamedTuple):
-    x_orig: Any
+    x_orig: Any  # the data as given
+    x: Any  # the data as the family's logpdf takes them (``family.prepare``)
     w: Any
     total: Any
     feats: Any  # standardised (n, f) features for the k-means initialisation
@@ -255,21 +105,32 @@ class Mixture:
     """A mixture of ``n_components`` components of one family, fitted by :func:`mlejax.em`.
 
     Args:
-        component: a built-in family (``mj.mixture.Poisson()``, ``Exponential()``,
-            ``Bernoulli()``, ``Normal()``, ``Weibull()``, ``StudentT()``) or a
-            function ``logpdf(params, x) -> (n,)``: the log-density of each
-            observation under ONE component with parameters ``params``.
+        component: any :mod:`mlejax.dist` family (``mj.dist.Gamma()``,
+            ``mj.dist.Poisson()``, ``mj.dist.Custom(logpdf, params)``, your own
+            subclass of ``mj.dist.Family``), or a function ``logpdf(params, x) -> (n,)``:
+            the log-density of each observation under ONE component (with ``params=``).
+            A family's log-density that returns one value per coordinate of a row
+            (e.g. ``mj.dist.Bernoulli()`` on (n, d) data) is summed over the row.
         n_components: number of components K >= 1.
         params: for a user ``logpdf``: one component's starting values, a dict whose
             leaves may be wrapped in ``mj.Positive`` / ``mj.Bounded`` / ``mj.Fixed``
             (a fixed value is shared by all components). All components start here
-            and are separated by the initial responsibilities.
+            and are separated by the initial responsibilities. Families start each
+            component at ``family.start(x, responsibilities)``.
         newton_steps: the most Newton steps per M-step for families without a closed
             form (each M-step stops earlier once Newton converges; rejected steps
             that raise the damping count too).
 
     ``params`` of the result: ``{"weights": (K,), <leaf>: (K, ...)}`` for each leaf
     of the component's parameters.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.gamma(2.0, 0.5, 300), rng.gamma(20.0, 0.5, 300)])
+        >>> res = mj.em(mj.Mixture(mj.dist.Gamma(), 2), x, stderr=False)
+        >>> sorted(res.params), bool(res.converged)
+        (['rate', 'shape', 'weights'], True)
     """
 
     component: Any
@@ -286,21 +147,10 @@ class Mixture:
         s = self.newton_steps
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
             raise ValueError(f"newton_steps={s!r} must be an integer >= 1.")
-        c = self.component
-        if callable(c) and not hasattr(c, "logpdf"):
-            if self.params is None:
-                raise ValueError(
-                    "a user-written component log-density needs params=, one component's starting "
-                    "values, e.g. {'shape': mj.Positive(1.0), 'scale': mj.Positive(1.0)}."
-                )
-            if not isinstance(self.params, dict) or "weights" in self.params:
-                raise ValueError("params must be a dict of the component's parameters (not named 'weights').")
-            object.__setattr__(self, "component", _UserFamily(_ById(c), self.params))
-        elif not hasattr(c, "logpdf"):
-            raise TypeError(
-                f"component has type {type(c).__name__}; give a family such as mj.mixture.Weibull() or "
-                "a function logpdf(params, x) -> (n,) with params=."
-            )
+        if not (isinstance(self.component, fam.Custom) and self.params is self.component.params):
+            object.__setattr__(self, "component", as_family(self.component, self.params))
+            if isinstance(self.component, fam.Custom):
+                object.__setattr__(self, "params", self.component.params)
 
     def _key(self):
         return (type(self), self.component, self.n_components, self.newton_steps, self._spec)
@@ -314,24 +164,24 @@ class Mixture:
     # -- static/dynamic split -----------------------------------------------------------
     def bind(self, x):
         """Resolve the component's parametrisation for data ``x`` (host side)."""
-        template = self.component.template(x)
+        xp = self.component.prepare(x)
+        template = self.component.template(xp)
         if not isinstance(template, dict):
             raise ValueError("the component's parameters must be a dict of named leaves.")
         spec, dyn = parametrize(template)
         bound = dataclasses.replace(self, _spec=spec, _dyn=dyn)
-        if isinstance(self.component, _UserFamily):
-            out = jax.eval_shape(self.component.logpdf, bound._template_params(), x)
-            if getattr(out, "shape", None) != (x.shape[0],):
-                raise TypeError(
-                    f"the component logpdf(params, x) must return one log-density per observation, "
-                    f"shape ({x.shape[0]},); it returned {getattr(out, 'shape', type(out).__name__)}."
-                )
-            if not jnp.issubdtype(out.dtype, jnp.floating):
-                raise TypeError(
-                    f"the component logpdf(params, x) must return floating-point log-densities; it "
-                    f"returned dtype {out.dtype} (integer log-densities cannot be differentiated: "
-                    "compute them in floating point, e.g. x.astype(float))."
-                )
+        out = jax.eval_shape(self.component.logpdf, bound._template_params(), xp)
+        if getattr(out, "shape", (None,))[:1] != (x.shape[0],):
+            raise TypeError(
+                f"the component logpdf(params, x) must return one log-density per observation, "
+                f"shape ({x.shape[0]},); it returned {getattr(out, 'shape', type(out).__name__)}."
+            )
+        if not jnp.issubdtype(out.dtype, jnp.floating):
+            raise TypeError(
+                f"the component logpdf(params, x) must return floating-point log-densities; it "
+                f"returned dtype {out.dtype} (integer log-densities cannot be differentiated: "
+                "compute them in floating point, e.g. x.astype(float))."
+            )
         return bound
 
     def _template_params(self):
@@ -351,12 +201,13 @@ class Mixture:
 
     # -- host-side validation -----------------------------------------------------------
     def validate_data(self, data):
-        from ._gmm import _as_data
-
         x = _as_data(data)
-        self.component.validate(x)
         if x.ndim < 1 or x.shape[0] < 1:
             raise ValueError(f"data has shape {x.shape}; give one observation per row.")
+        xn = np.asarray(x)
+        if not np.all(np.isfinite(xn)):
+            raise ValueError("data contain NaN or inf; remove or impute those rows.")
+        self.component.check(xn, "data")
         return x
 
     def validate_init(self, params, x):
@@ -400,31 +251,38 @@ class Mixture:
         mean = (w @ f) / total
         sd = jnp.sqrt((w @ (f - mean) ** 2) / total)
         feats = (f - mean) / jnp.where(sd > 0, sd, 1.0)
-        return MixData(x, w, total, feats)
+        return MixData(x, self.component.prepare(x), w, total, feats)
 
     def kmeans_features(self, data):
         return data.feats
 
+    def _logpdf(self, p, x):
+        """One component's log-density of each (prepared) observation, (n,)."""
+        return _per_obs(self.component.logpdf(p, x), x.shape[0])
+
     def _log_comp(self, comps, x):
-        return jax.vmap(lambda p: self.component.logpdf(p, x))(comps).T  # (n, K)
+        return jax.vmap(lambda p: self._logpdf(p, x))(comps).T  # (n, K)
 
     def log_joint(self, params, x):
-        return jnp.log(params["weights"]) + self._log_comp(self._comps(params), x)
+        """``log w_k + log p_k(x_i)``, (n, K), for the data ``x`` as given."""
+        return jnp.log(params["weights"]) + self._log_comp(self._comps(params), self.component.prepare(x))
 
     def e_step(self, state, data):
-        lj = jnp.log(state.weights) + self._log_comp(state.comps, data.x_orig)
+        lj = jnp.log(state.weights) + self._log_comp(state.comps, data.x)
         lse = jax.nn.logsumexp(lj, axis=1)
         resp = jnp.exp(lj - lse[:, None]) * data.w[:, None]
         return resp, jnp.sum(data.w * lse)
 
     def _newton(self, comps, resp, data, steps):
-        x = data.x_orig
+        x = data.x
 
         def one(u0, r):
-            obj = Objective(lambda u: -jnp.sum(r * self.component.logpdf(self._to_nat(u), x)))
+            obj = Objective(lambda u: -jnp.sum(r * self._logpdf(self._to_nat(u), x)))
             return minimise(Newton(), obj, u0, jnp.asarray(1e-12, u0.dtype), jnp.asarray(steps, jnp.int32)).x
 
-        u = jax.vmap(one)(jax.vmap(self._to_u)(comps), resp.T)
+        u0 = jax.vmap(self._to_u)(comps)  # a start outside the domain restarts at the template
+        u0 = jnp.where(jnp.isfinite(u0), u0, self._spec.to_unconstrained(self._dyn)[None])
+        u = jax.vmap(one)(u0, resp.T)
         return jax.vmap(self._to_nat)(u)
 
     init_in_loop = True  # the initial M-step runs as the EM loop's first pass
@@ -434,7 +292,11 @@ class Mixture:
         nk = jnp.sum(resp, 0) + eps
         weights = nk / jnp.sum(nk)
         if self.component.closed_form:
-            comps = self.component.mle(data.x_orig, resp, nk)
+            new = jax.vmap(lambda r: self.component.mle(data.x, r))(resp.T)
+            # an empty component (no weight) keeps its parameters instead of 0/0
+            comps = jax.tree_util.tree_map(
+                lambda a, b: jnp.where((nk > eps).reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, state.comps
+            )
         else:
             # The initial M-step (from k-means/random responsibilities) may start far
             # from the optimum: it gets more Newton steps.
@@ -449,11 +311,7 @@ class Mixture:
         k = self.n_components
         r = (0.9 * resp + 0.1 / k) * data.w[:, None]
         nk = jnp.sum(r, 0) + 10 * jnp.finfo(r.dtype).eps
-        if hasattr(self.component, "start"):
-            comps = self.component.start(data.x_orig, r, nk)
-        else:
-            p0 = self._template_params()
-            comps = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, nk.shape + jnp.shape(a)), p0)
+        comps = jax.vmap(lambda rk: self.component.start(data.x, rk))(r.T)
         return MixState(nk / jnp.sum(nk), comps), r
 
     def state_from_params(self, params, data):

@@ -24,17 +24,7 @@ import numpy as np
 from jax import lax
 
 from .._inference import analyse_information
-from .._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
-
-_MESSAGES = {
-    Status.SUCCESS: "converged: the log-likelihood changed by less than tol per observation",
-    Status.MAX_ITER: "not converged: the iteration limit (maxiter) was reached. Raise maxiter, "
-    "loosen tol, or try more initialisations (n_init)",
-    Status.NONFINITE: "stopped: a component collapsed (its covariance or parameters became "
-    "singular or non-finite, e.g. a Gaussian component on a single point); the last finite "
-    "parameters are returned. Set reg_covar > 0 (e.g. the default 1e-6), use fewer components, "
-    "or start from other parameters",
-}
+from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
 
 
 def _chunk_size(n, nfree, width):
@@ -152,7 +142,7 @@ class MixtureResult:
 
     @property
     def message(self) -> str:
-        msg = _MESSAGES[Status(int(self.status))]
+        msg = message(self.status, "em")
         if self.stderr is not None and (bool(self.hessian_not_negdef) or bool(self.not_identified)):
             msg += (
                 "; the observed information is not positive definite, so standard errors are NaN "
@@ -218,12 +208,16 @@ jax.tree_util.register_dataclass(
 )
 
 
-def build_result(model, out, x, w, *, tol, stderr=True):
-    """Host side after the compiled EM: errors, warnings, standard errors."""
-    if not bool(out["finite_data"]):
+def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
+    """Host side after the compiled EM (``out``: an :class:`EMOutput`): errors,
+    warnings, standard errors. ``batch_item``: one dataset of ``em_batch``, where
+    NaN/inf data are a status (``NONFINITE_DATA``, no standard errors), not an error."""
+    if not bool(out.finite_data):
+        if batch_item:
+            return _result(model, out, x, None, (jnp.asarray(False),) * 3)
         nbad = int(np.sum(~np.isfinite(np.asarray(x))))
         raise ValueError(f"data contain NaN or inf ({nbad} values); remove or impute those rows.")
-    status = int(out["status"])
+    status = int(out.status)
     if status == Status.NONFINITE:
         reg = getattr(model, "reg_covar", None)
         fix = (
@@ -237,26 +231,27 @@ def build_result(model, out, x, w, *, tol, stderr=True):
             "EM failed: a mixture component collapsed (its covariance or parameters became "
             f"singular, e.g. a component sitting on a single point or a lower-dimensional subset). "
             f"{fix[0].upper() + fix[1:]}, use fewer components (n_components), or start elsewhere "
-            f"(init, n_init). Stopped after {int(out['n_iter'])} iterations."
+            f"(init, n_init). Stopped after {int(out.n_iter)} iterations."
         )
     if status != Status.SUCCESS and tol > 0:
         warnings.warn(
-            f"EM did not converge in {int(out['n_iter'])} iterations (the best of the initialisations "
+            f"EM did not converge in {int(out.n_iter)} iterations (the best of the initialisations "
             "is returned, converged=False): raise maxiter, loosen tol, or try more initialisations "
             "(n_init).",
             ConvergenceWarning,
             stacklevel=3,
         )
-    params = out["params"]
-    se = cov = info = None
+    params = out.params
+    se_cov_info = None
     flags = (jnp.asarray(False),) * 3
     if stderr:
-        warn_if_float32(jnp.result_type(out["loglik"]), 3)
+        warn_if_float32(jnp.result_type(out.loglik), 3)
         nfree = model.nparams(x)
         width = model.n_components * max(1, math.prod(x.shape[1:]))
         chunk = _chunk_size(x.shape[0], nfree, width)
         w1 = jnp.ones((x.shape[0],), x.dtype) if w is None else w
-        se, cov, info, *flags = _stderr_jit(model.static(), model.hyper(), params, x, w1, chunk)
+        *se_cov_info, nd, ni, ic = _stderr_jit(model.static(), model.hyper(), params, x, w1, chunk)
+        flags = (nd, ni, ic)
         if bool(flags[0]) or bool(flags[1]):
             warnings.warn(
                 "the observed information of the mixture is not positive definite: standard errors "
@@ -265,18 +260,23 @@ def build_result(model, out, x, w, *, tol, stderr=True):
                 HessianWarning,
                 stacklevel=3,
             )
+    return _result(model, out, x, se_cov_info, flags)
+
+
+def _result(model, out, x, se_cov_info, flags):
+    se, cov, info = se_cov_info or (None, None, None)
     return MixtureResult(
-        params=params,
+        params=out.params,
         stderr=se,
         cov=cov,
         information=info,
-        loglik=out["loglik"],
-        converged=out["converged"],
-        n_iter=out["n_iter"],
-        status=out["status"],
-        nobs=out["nobs"],
-        restart_logliks=out["restart_logliks"],
-        loglik_decreased=out["decreased"],
+        loglik=out.loglik,
+        converged=out.converged,
+        n_iter=out.n_iter,
+        status=out.status,
+        nobs=out.nobs,
+        restart_logliks=out.restart_logliks,
+        loglik_decreased=out.decreased,
         hessian_not_negdef=flags[0],
         not_identified=flags[1],
         ill_conditioned=flags[2],

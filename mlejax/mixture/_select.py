@@ -43,6 +43,13 @@ def select_components(model, data, n_components=range(1, 7), *, criterion="bic",
     arguments go to :func:`mlejax.em` (``key``, ``n_init``, ``tol``, ``maxiter``,
     ``weights``; ``stderr`` defaults to False here). Each count has its own shapes,
     so each is one compiled fit (its ``n_init`` restarts vmapped).
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> x = np.random.default_rng(0).poisson(np.repeat([1.0, 12.0], 200))
+        >>> sel = mj.select_components(mj.PoissonMixture(1), x, n_components=[1, 2, 3])
+        >>> sel.best
+        2
     """
     if criterion not in ("aic", "bic"):
         raise ValueError(f"criterion={criterion!r}; use 'aic' or 'bic'.")

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy import special, stats
+from jax.scipy import special
 
+from .. import dist
 from .._constraints import Positive
 from .._fit import fit
 from .._modelfit import (
@@ -25,7 +26,7 @@ from .._modelfit import (
     warn_result,
 )
 from .._status import HessianWarning, Status
-from ..dist import nb2_logpmf
+from ._formula import design
 
 
 class PerfectSeparationWarning(HessianWarning):
@@ -36,84 +37,47 @@ class PerfectSeparationWarning(HessianWarning):
     log_prior=mj.priors.normal(...))``: a ridge penalty, whose MAP always exists)."""
 
 
+def _log_probs(inverse):
+    """``(log mu, log(1 - mu))`` of a probability link, through ``mu``."""
+    return lambda e: (jnp.log(inverse(e)), jnp.log1p(-inverse(e)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Link:
     name: str
     inverse: Callable  # eta -> mu
     fn: Callable  # mu -> eta
+    log_probs: Callable = None  # eta -> (log mu, log(1 - mu)) for a probability mean
+
+    def __post_init__(self):
+        if self.log_probs is None:
+            object.__setattr__(self, "log_probs", _log_probs(self.inverse))
 
 
 LINKS = {
     "identity": Link("identity", lambda e: e, lambda m: m),
     "log": Link("log", jnp.exp, jnp.log),
-    "logit": Link("logit", jax.nn.sigmoid, lambda m: jnp.log(m) - jnp.log1p(-m)),
-    "probit": Link("probit", special.ndtr, special.ndtri),
+    # stable in the tails: log P(y=1), log P(y=0) straight from eta
+    "logit": Link("logit", jax.nn.sigmoid, lambda m: jnp.log(m) - jnp.log1p(-m),
+                  lambda e: (jax.nn.log_sigmoid(e), jax.nn.log_sigmoid(-e))),
+    "probit": Link("probit", special.ndtr, special.ndtri, lambda e: (special.log_ndtr(e), special.log_ndtr(-e))),
     "inverse": Link("inverse", lambda e: 1.0 / e, lambda m: 1.0 / m),
 }
 
-
-@dataclasses.dataclass(frozen=True)
-class Response:
-    """A response distribution given its mean: log-density, support, nuisance parameter."""
-
-    name: str
-    default_link: str
-    support: str  # "real" | "unit" | "nonneg" | "positive"
-    nuisance: str | None = None
-
-    SUPPORT: ClassVar[dict] = {
-        "real": (lambda y: True, "real numbers"),
-        "unit": (lambda y: np.all((y >= 0) & (y <= 1)), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
-        "nonneg": (lambda y: np.all(y >= 0), "non-negative counts"),
-        "positive": (lambda y: np.all(y > 0), "positive values (y > 0)"),
-    }
-
-    def logpdf(self, y, eta, link, nu):
-        if self.name == "bernoulli":
-            # log P(y=1) and log P(y=0) from eta directly: stable in the tails.
-            if link.name == "logit":
-                lp, lq = jax.nn.log_sigmoid(eta), jax.nn.log_sigmoid(-eta)
-            elif link.name == "probit":
-                lp, lq = special.log_ndtr(eta), special.log_ndtr(-eta)
-            else:
-                mu = link.inverse(eta)
-                lp, lq = jnp.log(mu), jnp.log1p(-mu)
-            return jnp.where(y > 0, y * lp, 0.0) + jnp.where(y < 1, (1 - y) * lq, 0.0)
-        mu = link.inverse(eta)
-        if self.name == "normal":
-            return stats.norm.logpdf(y, mu, nu)
-        if self.name == "poisson":
-            return special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
-        if self.name == "negbin":
-            return nb2_logpmf(y, mu, nu)
-        if self.name == "gamma":  # shape nu, mean mu: rate nu / mu
-            return nu * jnp.log(nu / mu) - special.gammaln(nu) + (nu - 1) * jnp.log(y) - nu * y / mu
-        raise AssertionError(self.name)
-
-    def nuisance_start(self, y, mu, w):
-        r = y - mu
-        mean = lambda a: np.sum(w * a) / np.sum(w)  # noqa: E731
-        if self.name == "normal":
-            return math.sqrt(max(mean(r**2), 1e-300))
-        if self.name == "negbin":
-            return max(mean((r**2 - mu) / mu**2), 1e-2)
-        if self.name == "gamma":
-            return 1.0 / max(mean(r**2 / mu**2), 1e-8)
-        return None
-
-
+# model name -> (response family from mlejax.dist, default link). The family gives
+# the log-density, the support, the nuisance parameter and its start.
 MODELS = {
-    "linear": (Response("normal", "identity", "real", "sigma"), "identity"),
-    "logit": (Response("bernoulli", "logit", "unit"), "logit"),
-    "probit": (Response("bernoulli", "probit", "unit"), "probit"),
-    "poisson": (Response("poisson", "log", "nonneg"), "log"),
-    "negbin": (Response("negbin", "log", "nonneg", "alpha"), "log"),
-    "gamma": (Response("gamma", "inverse", "positive", "shape"), "inverse"),
+    "linear": (dist.Normal(), "identity"),
+    "logit": (dist.Bernoulli(), "logit"),
+    "probit": (dist.Bernoulli(), "probit"),
+    "poisson": (dist.Poisson(), "log"),
+    "negbin": (dist.NegativeBinomial(), "log"),
+    "gamma": (dist.Gamma(), "inverse"),
 }
 
 
 @cached
-def glm_loglik(response: Response, link: Link):
+def glm_loglik(response: dist.Family, link: Link):
     """The (weighted) log-likelihood of one model: one function object per model, so
     refits reuse the compiled fit. ``data = (y, X, offset, w)``."""
 
@@ -121,7 +85,7 @@ def glm_loglik(response: Response, link: Link):
         y, x, offset, w = data
         eta = x @ params["beta"] + offset
         nu = params.get(response.nuisance) if response.nuisance else None
-        lp = response.logpdf(y, eta, link, nu)
+        lp = response.response_logpdf(y, eta, link, nu)
         return jnp.sum(jnp.where(w > 0, w * lp, 0.0))
 
     return loglik
@@ -134,7 +98,7 @@ def _validate(model, y, x, offset, weights, link):
     link = default if link is None else link
     if link not in LINKS:
         raise ValueError(f"link={link!r} is not known; use one of {tuple(LINKS)}.")
-    if response.name == "bernoulli" and link not in ("logit", "probit"):
+    if isinstance(response, dist.Bernoulli) and link not in ("logit", "probit"):
         raise ValueError(f"link={link!r}: model={model!r} sets its own link; use model='logit' or 'probit'.")
     y = check_finite_array("y", y).astype(float)
     x = check_finite_array("X", x).astype(float)
@@ -147,9 +111,7 @@ def _validate(model, y, x, offset, weights, link):
             f"X has shape {x.shape} but y has {y.shape[0]} observations; X must be (n, p) with "
             "one row per observation (add a column of ones for an intercept)."
         )
-    ok, what = Response.SUPPORT[response.support]
-    if not ok(y):
-        raise ValueError(f"y is outside the support of the {model} model: it needs {what}.")
+    response.check(y, "y", response.response_support, owner=f"the {model} model")
     n = y.shape[0]
     offset = np.zeros(n) if offset is None else check_finite_array("offset", offset).astype(float)
     if offset.shape != (n,):
@@ -175,7 +137,8 @@ def _start(response, link, y, x, offset, w):
     init = {"beta": beta}
     if response.nuisance:
         mu = np.asarray(link.inverse(jnp.asarray(x @ beta + offset)))
-        mu = np.where(np.isfinite(mu) & (mu > 0), mu, ybar) if response.name != "normal" else mu
+        if not isinstance(response, dist.Normal):
+            mu = np.where(np.isfinite(mu) & (mu > 0), mu, ybar)
         init[response.nuisance] = Positive(response.nuisance_start(y, mu, w))
     return init
 
@@ -199,13 +162,18 @@ def _separation(res, link, y, x, offset):
     return kind, k
 
 
-def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="observed",
+def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights=None, cov="observed",
         method="newton", maxiter=None, tol=None, log_prior=None):
-    """Fit a regression model from a design matrix by maximum likelihood.
+    """Fit a regression model from a design matrix (or a formula) by maximum likelihood.
 
     Args:
-        y: responses, shape ``(n,)``.
-        X: design matrix ``(n, p)`` (add a column of ones for an intercept).
+        y: responses, shape ``(n,)``; or a formula such as ``"y ~ x1 + np.log(x2) + C(g)"``
+            with ``data=`` (needs the optional extra ``formula``: formulaic). Rows with
+            missing values are dropped and the parameter ``names`` are the design
+            matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
+        X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
+            a formula.
+        data: with a formula, a pandas DataFrame (or a dict of columns).
         model: ``"linear"`` (Normal; parameters ``beta``, ``sigma``), ``"logit"``,
             ``"probit"`` (0/1 outcomes or proportions), ``"poisson"``, ``"negbin"``
             (NB2: variance ``mu + alpha mu^2``; ``beta``, ``alpha``), ``"gamma"``
@@ -234,7 +202,17 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
         ValueError naming ``y``/``X``/``offset``/``weights`` for a response outside the
         model's support (e.g. y not in [0, 1] for logit, negative counts), shapes that
         do not line up, or NaN/inf.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> X = np.column_stack([np.ones(6), [0.0, 1, 2, 3, 4, 5]])
+        >>> res = mj.glm(np.array([1.0, 0, 2, 4, 3, 7]), X, "poisson")
+        >>> res.names
+        ('beta[0]', 'beta[1]')
     """
+    if isinstance(y, str):
+        return _formula_glm(y, X if data is None else data, model, link=link, offset=offset, weights=weights,
+                            cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior)
     response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
     init = _start(response, lnk, y, x, off, w)
     n = y.shape[0]
@@ -244,7 +222,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
     res = quiet_fit(fit, ll, init, data, cov=cov, method=method, maxiter=maxiter, tol=tol, nobs=n,
                     log_prior=log_prior)
     extras, notes = {}, []
-    if response.name == "normal":
+    if isinstance(response, dist.Normal):
         rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
         m = float(np.sum(w))
         p = x.shape[1]
@@ -253,7 +231,7 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             sigma2_unbiased=jnp.asarray(rss / (m - p)) if m > p else jnp.asarray(np.nan),
             stderr_unbiased=res.stderr["beta"] * math.sqrt(m / (m - p)) if m > p else res.stderr["beta"] * np.nan,
         )
-    if response.name == "bernoulli" and log_prior is None:
+    if isinstance(response, dist.Bernoulli) and log_prior is None:
         sep = _separation(res, lnk, y, x, off)
         extras.update(separation=None if sep is None else sep[0], n_separated=0 if sep is None else sep[1])
         if sep is not None:
@@ -265,12 +243,20 @@ def glm(y, X, model="linear", *, link=None, offset=None, weights=None, cov="obse
             )
     out = to_model_result(res, extras, notes)
     if notes:
-        import warnings
-
         warnings.warn(out.message, PerfectSeparationWarning, stacklevel=2)
     else:
         warn_result(out, stacklevel=2)
     return out
+
+
+def _formula_glm(formula, data, model, **kw):
+    """``glm`` from a formula: the design from :mod:`._formula`, the names from its columns."""
+    y, x, names, rows = design(formula, data)
+    for k in ("offset", "weights"):  # per-row arguments follow the rows kept
+        if kw[k] is not None and len(rows) < len(np.asarray(kw[k])):
+            kw[k] = np.asarray(kw[k])[rows]
+    res = glm(y, x, model, **kw)
+    return dataclasses.replace(res, names=names + res.names[len(names):])
 
 
 def _not_identified(res):

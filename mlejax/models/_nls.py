@@ -198,6 +198,14 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
 
     Both the Levenberg-Marquardt point and the user's start are polished by Newton;
     the higher certified maximum is returned.
+
+    Examples:
+        >>> import jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> x = np.linspace(0.0, 4.0, 20)
+        >>> y = 3.0 * np.exp(-0.7 * x) + 0.01 * np.sin(7 * x)    # a small deterministic "noise"
+        >>> res = mj.curve_fit(lambda t, x: t["a"] * jnp.exp(-t["k"] * x), x, y, {"a": 1.0, "k": 0.1})
+        >>> round(float(res.params["a"]), 2), round(float(res.params["k"]), 2)
+        (3.0, 0.7)
     """
     if not callable(f):
         raise TypeError(f"f must be a function f(theta, x) -> predictions; got {type(f).__name__}.")
