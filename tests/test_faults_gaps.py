@@ -125,3 +125,17 @@ def test_integer_component_logpdf_is_refused():
 
     with pytest.raises(TypeError, match="floating-point"):
         mj.em(mj.Mixture(logpdf, 2, params={"a": 1.0}), np.abs(X))
+
+
+def test_em_batch_counts_failures_in_one_warning():
+    rng = np.random.default_rng(3)
+    good = rng.poisson(np.repeat([1.0, 9.0], 50))
+    few = np.r_[np.zeros(50), np.ones(50)] * 4  # two distinct points for three components
+    data = np.stack([good, good[::-1], few])
+    with pytest.warns(mj.ConvergenceWarning) as rec:
+        res = mj.em_batch(mj.PoissonMixture(3), data, maxiter=2)
+    assert len([w for w in rec if issubclass(w.category, mj.ConvergenceWarning)]) == 1
+    msg = str(rec[0].message)
+    n_max = int(np.sum(np.asarray(res.status) == int(mj.Status.MAX_ITER)))
+    assert n_max >= 1 and f"MAX_ITER {n_max}" in msg
+    assert "fewer distinct points than the 3 components 1" in msg
