@@ -69,6 +69,9 @@ def is_marker(x) -> bool:
 # Transform kinds. "lower" is low + exp(u), "upper" is high - exp(-u),
 # "interval" is low + (high - low) * sigmoid(u).
 FREE, LOWER, UPPER, INTERVAL, FIXED = "free", "lower", "upper", "interval", "fixed"
+# Bounds only known at run time (traced, e.g. under jax.vmap): each element takes the
+# interval, lower, upper or free transform by which of its bounds are finite.
+TRACED = "traced"
 
 
 def default_float_dtype():
@@ -85,7 +88,18 @@ def _forward(kind, u, low, high):
         return high - jnp.exp(-u)
     if kind == INTERVAL:
         return low + (high - low) * jax.nn.sigmoid(u)
+    if kind == TRACED:
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        one = lambda c: jnp.where(c, u, 0.0)  # noqa: E731  (no overflow in unused branches)
+        return jnp.where(lo_f & hi_f, lo + (hi - lo) * jax.nn.sigmoid(one(lo_f & hi_f)),
+                         jnp.where(lo_f, lo + jnp.exp(one(lo_f & ~hi_f)),
+                                   jnp.where(hi_f, hi - jnp.exp(-one(hi_f & ~lo_f)), u)))
     raise AssertionError(kind)
+
+
+def _finite_parts(low, high):
+    lo_f, hi_f = jnp.isfinite(low), jnp.isfinite(high)
+    return lo_f, hi_f, jnp.where(lo_f, low, 0.0), jnp.where(hi_f, high, jnp.where(lo_f, low, 0.0) + 1.0)
 
 
 def _inverse(kind, x, low, high):
@@ -98,6 +112,13 @@ def _inverse(kind, x, low, high):
     if kind == INTERVAL:
         t = (x - low) / (high - low)
         return jnp.log(t) - jnp.log1p(-t)
+    if kind == TRACED:
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        both = lo_f & hi_f
+        t = jnp.where(both, (x - lo) / (hi - lo), 0.5)
+        return jnp.where(both, jnp.log(t) - jnp.log1p(-t),
+                         jnp.where(lo_f, jnp.log(jnp.where(lo_f, x - lo, 1.0)),
+                                   jnp.where(hi_f, -jnp.log(jnp.where(hi_f, hi - x, 1.0)), x)))
     raise AssertionError(kind)
 
 
@@ -188,8 +209,8 @@ class ParamSpec:
         lows, highs = [], []
         for k, lo, hi, s in zip(self.kinds, dyn.lows, dyn.highs, self.shapes):
             inf = jnp.full(s, jnp.inf, jnp.result_type(lo))
-            lows.append(jnp.broadcast_to(lo, s) if k in (LOWER, INTERVAL) else -inf)
-            highs.append(jnp.broadcast_to(hi, s) if k in (UPPER, INTERVAL) else inf)
+            lows.append(jnp.broadcast_to(lo, s) if k in (LOWER, INTERVAL, TRACED) else -inf)
+            highs.append(jnp.broadcast_to(hi, s) if k in (UPPER, INTERVAL, TRACED) else inf)
         return self._flatten(lows), self._flatten(highs)
 
 
@@ -314,7 +335,7 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
 
 def _bounded_kind(low, high, name):
     if not (_is_concrete(low) and _is_concrete(high)):
-        return INTERVAL
+        return TRACED
     lo, hi = np.asarray(low), np.asarray(high)
     if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
         raise ValueError(f"Bounded parameter {name!r}: bounds must not be NaN.")

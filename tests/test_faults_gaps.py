@@ -139,3 +139,24 @@ def test_em_batch_counts_failures_in_one_warning():
     n_max = int(np.sum(np.asarray(res.status) == int(mj.Status.MAX_ITER)))
     assert n_max >= 1 and f"MAX_ITER {n_max}" in msg
     assert "fewer distinct points than the 3 components 1" in msg
+
+
+def test_traced_one_sided_bounds_under_vmap_take_the_one_sided_transform():
+    def fit_one(lo):
+        init = {"mu": mj.Bounded(lo, jnp.inf, lo + 1.0), "sigma": mj.Positive(1.0)}
+        r = mj.fit(norm_ll, init, X)
+        return r.params["mu"], r.stderr["mu"], r.status
+
+    los = jnp.array([-5.0, -1.0])
+    mu, se, status = jax.vmap(fit_one)(los)
+    assert (np.asarray(status) == int(mj.Status.SUCCESS)).all()
+    # oracle: the bound is far from the MLE, so the closed-form normal MLE and its SE
+    np.testing.assert_allclose(mu, X.mean(), rtol=1e-7)
+    np.testing.assert_allclose(se, X.std() / np.sqrt(X.size), rtol=1e-5)
+    # an upper one-sided and a two-sided traced bound too
+    mu2 = jax.vmap(lambda hi: mj.fit(norm_ll, {"mu": mj.Bounded(-jnp.inf, hi, 0.0), "sigma": mj.Positive(1.0)},
+                                     X).params["mu"])(jnp.array([10.0, 20.0]))
+    np.testing.assert_allclose(mu2, X.mean(), rtol=1e-7)
+    mu3 = jax.vmap(lambda hi: mj.fit(norm_ll, {"mu": mj.Bounded(-10.0, hi, 0.0), "sigma": mj.Positive(1.0)},
+                                     X).params["mu"])(jnp.array([10.0, 20.0]))
+    np.testing.assert_allclose(mu3, X.mean(), rtol=1e-7)
