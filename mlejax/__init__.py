@@ -8,7 +8,7 @@ mlejax never changes ``jax.config``: enable float64 yourself for inference with
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import dist as dist, mixture as mixture, plot as plot, priors as priors, progress as progress
+from . import dist as dist, hmm as hmm, mixture as mixture, plot as plot, priors as priors, progress as progress
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
@@ -25,6 +25,7 @@ from ._status import (
 )
 from .backends._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
 from .dist import fit_dist as fit_dist
+from .hmm import HMM as HMM, GaussianHMM as GaussianHMM, HMMResult as HMMResult
 from .mixture._batch import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
 from .mixture._em import em as em
 from .mixture._gmm import GaussianMixture as GaussianMixture

@@ -131,7 +131,7 @@ def test_vmap_over_datasets_equals_single_fits():
         return _em.em_pure(model, x, w, jax.random.key(0), None, jnp.asarray(1e-6), jnp.asarray(1000))
 
     out = jax.jit(jax.vmap(one))(jnp.asarray(xs))
-    np.testing.assert_allclose(out["loglik"], [float(r.loglik) for r in single], rtol=1e-10)
+    np.testing.assert_allclose(out.loglik, [float(r.loglik) for r in single], rtol=1e-10)
 
 
 def test_standard_errors_match_monte_carlo():
@@ -156,8 +156,8 @@ def test_standard_errors_match_monte_carlo():
     def one(x):
         w = jnp.ones(n)
         out = _em.em_pure(model, x, w, jax.random.key(0), start, jnp.asarray(1e-10), jnp.asarray(1000))
-        se = mixture_stderr(model, out["params"], x, w, chunk=n)[0]
-        return out["params"], se, out["converged"]
+        se = mixture_stderr(model, out.params, x, w, chunk=n)[0]
+        return out.params, se, out.converged
 
     params, se, conv = jax.jit(jax.vmap(one))(jnp.asarray(xs))
     assert np.all(np.asarray(conv))

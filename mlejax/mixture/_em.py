@@ -180,9 +180,7 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
     else:
         runs = jax.vmap(one)(keys)
-    rank = jnp.where((runs.status != int(Status.NONFINITE)) & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
-    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs.loglik), -jnp.inf, runs.loglik), rank)
-    best = jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
+    best = best_run(runs)
     return EMOutput(
         *best,
         restart_logliks=runs.loglik,
@@ -190,6 +188,14 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         nobs=data.total,
         finite_data=jnp.all(jnp.isfinite(x)),
     )
+
+
+def best_run(runs):
+    """The restart with the highest final log-likelihood (a NamedTuple with ``loglik``
+    and ``status`` and a leading restart axis -> one run); collapsed restarts rank last."""
+    rank = jnp.where((runs.status != int(Status.NONFINITE)) & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
+    rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs.loglik), -jnp.inf, runs.loglik), rank)
+    return jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
 
 
 _em_jit = jax.jit(
@@ -286,15 +292,19 @@ def _check_key(key):
     return key
 
 
-def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_TOL, init=None,
-       weights=None, init_method="kmeans", stderr=None, progress=None):
-    """Fit a mixture by expectation-maximisation; returns a :class:`MixtureResult`.
+def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, init=None,
+       weights=None, init_method="kmeans", stderr=None, progress=None, **hmm_options):
+    """Fit a mixture or a hidden Markov model by expectation-maximisation; returns a
+    :class:`MixtureResult` (an :class:`mlejax.HMMResult` for an HMM).
 
     Args:
         model: ``mj.GaussianMixture(...)``, ``mj.PoissonMixture(k)``,
             ``mj.BernoulliMixture(k)``, ``mj.ExponentialMixture(k)`` or
-            ``mj.Mixture(component, k)`` for any component family.
-        data: the observations, shape ``(n, d)`` (or ``(n,)``).
+            ``mj.Mixture(component, k)`` for any component family; or an HMM
+            (``mj.HMM(family, n_states)``, ``mj.GaussianHMM(n_states, ...)``).
+        data: the observations, shape ``(n, d)`` (or ``(n,)``). For an HMM: one
+            sequence ``(T,)`` / ``(T, d)``, a list of sequences of any lengths, or a
+            padded array ``(N, T, ...)`` with ``lengths=``.
         key: a ``jax.random`` key for the random initialisation (default
             ``jax.random.key(0)``: deterministic).
         n_init: restarts from different random initialisations, run in parallel
@@ -302,7 +312,9 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         maxiter: the most EM iterations (M-steps), >= 1.
         tol: stop when the log-likelihood changes by less than ``tol`` per unit of
             weight (``|delta loglik| < tol * sum(weights)``, scikit-learn's rule on
-            its per-sample mean). ``tol=0`` runs exactly ``maxiter`` iterations.
+            its per-sample mean; default 1e-6). ``tol=0`` runs exactly ``maxiter``
+            iterations. For a hidden Markov model (``mj.HMM``, ``mj.GaussianHMM``) the
+            rule is hmmlearn's, on the total: ``|delta loglik| < tol`` (default 1e-2).
         init: starting parameters, a pytree shaped like the result's ``params``
             (e.g. ``{"weights", "means", "covariances"}``); validated.
         weights: optional frequency weights, one per observation (a point with
@@ -319,6 +331,10 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
             records the log-likelihood at every iteration (for
             ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
 
+    For an HMM, ``**hmm_options`` are ``lengths`` (with a padded array) and
+    ``missing`` (``"error"``, the default, refuses NaN; ``"marginalize"`` integrates
+    missing observations out).
+
     The reported ``loglik`` is the total log-likelihood ``sum_i w_i log p(x_i)``
     (scikit-learn's ``score`` is its per-sample mean).
 
@@ -329,6 +345,14 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         >>> np.round(np.sort(np.asarray(res.params["rate"])), 2).tolist(), bool(res.converged)
         ([1.17, 8.42], True)
     """
+    key = _check_key(key)
+    if hasattr(model, "fit_em"):  # models with their own data layout (hidden Markov models)
+        return model.fit_em(data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init=init, weights=weights,
+                            init_method=init_method, stderr=stderr, progress=progress, **hmm_options)
+    if hmm_options:
+        raise TypeError(f"em() got unexpected keyword arguments {sorted(hmm_options)} (lengths= and missing= "
+                        "are for hidden Markov models).")
+    tol = DEFAULT_TOL if tol is None else tol
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
     x = model.validate_data(data)
     if hasattr(model, "bind"):
@@ -340,7 +364,6 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DEFAULT_
         if n_init != 1:
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
         init = model.validate_init(init, x)
-    key = _check_key(key)
     rep = reporter(progress)
     with reporting(rep, maxiter, "EM"):
         out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, interval(rep, maxiter) if rep else 0)

@@ -290,48 +290,60 @@ class GaussianMixture:
     def to_free(self, params):
         w, mu, cov = params["weights"], params["means"], params["covariances"]
         alr = jnp.log(w[:-1]) - jnp.log(w[-1])
-        if self._diagonal:
-            c = jnp.log(cov).ravel()
-        else:
-            d = mu.shape[1]
-            i, j = np.tril_indices(d)
-            L = jnp.linalg.cholesky(cov)
-            L = jnp.where(jnp.eye(d, dtype=bool), jnp.log(jnp.where(jnp.eye(d, dtype=bool), L, 1.0)), L)
-            c = L[..., i, j].ravel()
-        return jnp.concatenate([alr, mu.ravel(), c])
+        return jnp.concatenate([alr, mu.ravel(), cov_to_free(cov, self._diagonal)])
 
     def from_free(self, u, like):
         k, d = like["means"].shape
         alr = jnp.concatenate([u[: k - 1], jnp.zeros((1,), u.dtype)])
         w = jax.nn.softmax(alr)
         mu = u[k - 1 : k - 1 + k * d].reshape(k, d)
-        c = u[k - 1 + k * d :]
-        shape = like["covariances"].shape
-        if self._diagonal:
-            cov = jnp.exp(c).reshape(shape)
-        else:
-            i, j = np.tril_indices(d)
-            lead = shape[:-2]
-            L = jnp.zeros(lead + (d, d), u.dtype).at[..., i, j].set(c.reshape(lead + (-1,)))
-            eye = jnp.eye(d, dtype=bool)
-            L = jnp.where(eye, jnp.exp(L), L)
-            cov = L @ jnp.swapaxes(L, -1, -2)
+        cov = cov_from_free(u[k - 1 + k * d :], like["covariances"].shape, self._diagonal)
         return {"weights": w, "means": mu, "covariances": cov}
 
     def sample(self, key, params, n):
-        w, mu, cov = params["weights"], params["means"], params["covariances"]
-        k, d = mu.shape
+        w = params["weights"]
         k1, k2 = jax.random.split(key)
         comp = jax.random.categorical(k1, jnp.log(w), shape=(n,))
-        z = jax.random.normal(k2, (n, d), mu.dtype)
-        if self._diagonal:
-            var = cov if self.covariance_type == "diag" else jnp.broadcast_to(cov[:, None], (k, d))
-            x = mu[comp] + z * jnp.sqrt(var[comp])
-        else:
-            L = jnp.linalg.cholesky(cov)
-            L = jnp.broadcast_to(L, (k, d, d))
-            x = mu[comp] + jnp.einsum("nde,ne->nd", L[comp], z)
-        return x, comp
+        return sample_gaussian(k2, params["means"], params["covariances"], comp, self._diagonal), comp
+
+
+# -- the covariance structures, shared with the Gaussian HMM ----------------------------
+
+
+def cov_to_free(cov, diagonal):
+    """Covariances (any of the four shapes) -> unconstrained vector: log variances,
+    or Cholesky factors with log diagonals (``np.tril_indices`` order)."""
+    if diagonal:
+        return jnp.log(cov).ravel()
+    d = cov.shape[-1]
+    i, j = np.tril_indices(d)
+    eye = jnp.eye(d, dtype=bool)
+    L = jnp.linalg.cholesky(cov)
+    L = jnp.where(eye, jnp.log(jnp.where(eye, L, 1.0)), L)
+    return L[..., i, j].ravel()
+
+
+def cov_from_free(c, shape, diagonal):
+    """Inverse of :func:`cov_to_free` for covariances of ``shape``."""
+    if diagonal:
+        return jnp.exp(c).reshape(shape)
+    d = shape[-1]
+    i, j = np.tril_indices(d)
+    lead = shape[:-2]
+    L = jnp.zeros(lead + (d, d), c.dtype).at[..., i, j].set(c.reshape(lead + (-1,)))
+    L = jnp.where(jnp.eye(d, dtype=bool), jnp.exp(L), L)
+    return L @ jnp.swapaxes(L, -1, -2)
+
+
+def sample_gaussian(key, means, cov, comp, diagonal):
+    """One Gaussian draw per label in ``comp`` (n,), from component ``comp[i]``."""
+    k, d = means.shape
+    z = jax.random.normal(key, (comp.shape[0], d), means.dtype)
+    if diagonal:
+        var = cov if cov.ndim == 2 else jnp.broadcast_to(cov[:, None], (k, d))
+        return means[comp] + z * jnp.sqrt(var[comp])
+    L = jnp.broadcast_to(jnp.linalg.cholesky(cov), (k, d, d))
+    return means[comp] + jnp.einsum("nde,ne->nd", L[comp], z)
 
 
 def _as_data(data):
