@@ -1,8 +1,9 @@
 """fit_batch with Cholesky / triangular solves: every run finishes (issue 16, part 1).
 
 jaxlib 0.10.0-0.11.0 can deadlock in batched CPU LAPACK calls (see mlejax/backends/_lapack.py
-and benchmarks/README.md). Each run is a fresh subprocess, watched: a run that uses no CPU for ``--idle`` seconds is
-the deadlock (it waits forever without computing) and is killed and counted. ``--baseline`` turns mlejax's guard off, to time today's runs (those that
+and benchmarks/README.md). Each run is a fresh subprocess, watched: a run that uses no CPU
+for ``--idle`` seconds is the deadlock (it waits forever without computing) and is killed
+and counted. ``--baseline`` turns mlejax's guard off, to time today's runs (those that
 finish) and count the hangs.
 
     python benchmarks/bench_batch_hang.py --runs 30              # guarded (default options)
