@@ -16,8 +16,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-import mlejax as mj  # noqa: E402
 from _common import size  # noqa: E402
+
+import mlejax as mj  # noqa: E402
 
 print("device:", jax.devices()[0])
 rng = np.random.default_rng(5)

@@ -15,8 +15,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-import mlejax as mj  # noqa: E402
 from _common import size  # noqa: E402
+
+import mlejax as mj  # noqa: E402
 
 rng = np.random.default_rng(11)
 n = size(5000, 800)

@@ -15,8 +15,9 @@ from jax.scipy.special import gammaln
 
 jax.config.update("jax_enable_x64", True)
 
-import mlejax as mj  # noqa: E402
 from _common import have_matplotlib, out_path, size  # noqa: E402
+
+import mlejax as mj  # noqa: E402
 
 t = np.random.default_rng(8).exponential(1 / 0.4, 25)
 

@@ -8,8 +8,9 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-import mlejax as mj  # noqa: E402
 from _common import have_matplotlib, out_path, size  # noqa: E402
+
+import mlejax as mj  # noqa: E402
 
 rng = np.random.default_rng(3)
 n = size(30_000, 1_500)

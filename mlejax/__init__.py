@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import dist as dist, hmm as hmm, mixture as mixture, plot as plot, priors as priors, progress as progress
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
+from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
 from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
 from ._fit import fit as fit

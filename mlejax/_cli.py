@@ -1,5 +1,5 @@
-"""The ``mlejax`` command line: ``mlejax demo``, ``fit-dist``, ``glm``, ``mixture``
-(also ``python -m mlejax``).
+"""The ``mlejax`` command line: ``mlejax demo``, ``fit-dist``, ``glm``, ``mixture``,
+``hmm`` (also ``python -m mlejax``).
 
 Built on the standard library's ``argparse``: no dependency beyond mlejax's own,
 and the help, sub-commands and exit codes users expect. CSV files are read with
@@ -275,8 +275,9 @@ def _k_range(spec: str) -> list[int]:
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
-def cmd_mixture(args) -> dict:
-    ks = _k_range(args.k)
+def _counts_and_matrix(args, spec, flag, what):
+    """The K range, the columns and the (n, d) data of ``mixture``/``hmm``, validated."""
+    ks = _k_range(spec)
     if args.covariance_type not in COVARIANCE_TYPES:
         raise CLIError(f"unknown --covariance-type {args.covariance_type!r}; known: {', '.join(COVARIANCE_TYPES)}")
     names = [c.strip() for c in args.columns.split(",") if c.strip()]
@@ -284,7 +285,17 @@ def cmd_mixture(args) -> dict:
     cols, dropped = drop_missing({c: numeric_column(table, c, args.file) for c in names}, args.dropna, args.file)
     x = np.column_stack([cols[c] for c in names])
     if max(ks) > x.shape[0]:
-        raise CLIError(f"--k {args.k}: more components than the {x.shape[0]} observations")
+        raise CLIError(f"{flag} {spec}: more {what} than the {x.shape[0]} observations")
+    return ks, names, x, dropped
+
+
+def _ic_rows(ks, results):
+    return [{"k": int(k), "loglik": float(r.loglik), "nparams": int(r.nparams), "aic": float(r.aic),
+             "bic": float(r.bic), "converged": bool(r.converged)} for k, r in zip(ks, results)]
+
+
+def cmd_mixture(args) -> dict:
+    ks, names, x, dropped = _counts_and_matrix(args, args.k, "--k", "components")
     _x64()
     import jax
 
@@ -296,9 +307,7 @@ def cmd_mixture(args) -> dict:
         sel = select_components(GaussianMixture(1, args.covariance_type), x, ks, key=jax.random.key(args.seed),
                                 n_init=args.n_init)
     best = sel.best_result
-    table_rows = [{"k": int(k), "loglik": float(ll), "nparams": int(p), "aic": float(a), "bic": float(b),
-                   "converged": bool(r.converged)}
-                  for k, ll, p, a, b, r in zip(sel.n_components, sel.loglik, sel.nparams, sel.aic, sel.bic, sel.results)]
+    table_rows = _ic_rows(sel.n_components, sel.results)
     params = {k: np.asarray(v).tolist() for k, v in best.params.items()}
     return {"command": "mixture", "file": args.file, "columns": names, "nobs": int(x.shape[0]), "n_dropped": dropped,
             "covariance_type": args.covariance_type, "criterion": "bic", "best_k": int(sel.best), "table": table_rows,
@@ -317,6 +326,43 @@ def text_mixture(out) -> str:
     lines.append(f"chosen by BIC: {out['best_k']} components")
     for i, (w, m) in enumerate(zip(p["weights"], p["means"])):
         lines.append(f"  component {i}: weight {_fmt(w)}, mean [{', '.join(_fmt(v) for v in m)}]")
+    return "\n".join(lines)
+
+
+def cmd_hmm(args) -> dict:
+    """Gaussian HMMs with each number of states on one series (rows in time order)."""
+    ks, names, x, dropped = _counts_and_matrix(args, args.states, "--states", "states")
+    _x64()
+    import jax
+
+    from .hmm import GaussianHMM
+    from .mixture._em import em
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [em(GaussianHMM(k, args.covariance_type), x, key=jax.random.key(args.seed), n_init=args.n_init,
+                   stderr=False) for k in ks]
+    rows = _ic_rows(ks, fits)
+    i = int(np.nanargmin([r["bic"] for r in rows]))
+    best = fits[i]
+    states = np.asarray(best.decode(x)).astype(int)
+    params = {k: np.asarray(best.params[k]).tolist() for k in ("startprob", "transmat", "means", "covariances")}
+    return {"command": "hmm", "file": args.file, "columns": names, "nobs": int(x.shape[0]), "n_dropped": dropped,
+            "covariance_type": args.covariance_type, "criterion": "bic", "best_k": ks[i], "table": rows,
+            "best": {"params": params, "loglik": float(best.loglik), "converged": bool(best.converged),
+                     "states": states.tolist()}}
+
+
+def text_hmm(out) -> str:
+    text = text_mixture({**out, "best": {"params": {"weights": out["best"]["params"]["startprob"],
+                                                    "means": out["best"]["params"]["means"]}}})
+    text = text.replace("mixture: Gaussian", "hmm: Gaussian").replace("components", "states")
+    counts = np.bincount(out["best"]["states"], minlength=out["best_k"])
+    trans = np.asarray(out["best"]["params"]["transmat"])
+    lines = [re.sub(r"component (\d+): weight [^,]*,", r"state \1:", ln) for ln in text.splitlines()]
+    lines.append("transition matrix:")
+    lines += ["  " + " ".join(f"{v:8.4f}" for v in row) for row in trans]
+    lines.append("Viterbi path: " + ", ".join(f"state {k} x {c}" for k, c in enumerate(counts)))
     return "\n".join(lines)
 
 
@@ -363,6 +409,7 @@ def text_demo(out) -> str:
 _NUM = {"type": ["number", "null"]}
 _STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 _NUMMAP = {"type": "object", "additionalProperties": _NUM}
+_ARR = {"type": "array"}
 _FIT = {"names": {"type": "array", "items": _STR}, "params": _NUMMAP, "stderr": _NUMMAP, "loglik": _NUM,
         "nobs": _INT, "nparams": _INT, "aic": _NUM, "bic": _NUM, "converged": _BOOL, "status": _STR, "message": _STR}
 
@@ -389,6 +436,13 @@ SCHEMAS = {
                                                   "bic": _NUM, "converged": _BOOL})},
         "best": _obj({"params": _obj({"weights": {"type": "array"}, "means": {"type": "array"},
                                       "covariances": {"type": "array"}}), "loglik": _NUM, "converged": _BOOL})}),
+    "hmm": _obj({
+        "command": {"const": "hmm"}, "file": _STR, "columns": {"type": "array", "items": _STR}, "nobs": _INT,
+        "n_dropped": _INT, "covariance_type": _STR, "criterion": _STR, "best_k": _INT,
+        "table": {"type": "array", "items": _obj({"k": _INT, "loglik": _NUM, "nparams": _INT, "aic": _NUM,
+                                                  "bic": _NUM, "converged": _BOOL})},
+        "best": _obj({"params": _obj({"startprob": _ARR, "transmat": _ARR, "means": _ARR, "covariances": _ARR}),
+                      "loglik": _NUM, "converged": _BOOL, "states": {"type": "array", "items": _INT}})}),
 }
 for _s in SCHEMAS.values():
     _s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -403,7 +457,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = {"demo": (cmd_demo, text_demo), "fit-dist": (cmd_fit_dist, text_fit_dist), "glm": (cmd_glm, text_glm),
-            "mixture": (cmd_mixture, text_mixture)}
+            "mixture": (cmd_mixture, text_mixture), "hmm": (cmd_hmm, text_hmm)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -426,12 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("glm", "a generalised linear model from a formula (needs formulaic)")
     s.add_argument("--formula", required=True, help='e.g. "y ~ x1 + np.log(x2) + C(g)"')
     s.add_argument("--family", default="linear", help="linear, logit, probit, poisson, negbin, gamma")
-    s = add("mixture", "Gaussian mixtures with 1..K components, chosen by BIC")
-    s.add_argument("--columns", required=True, help="comma-separated columns (the dimensions)")
-    s.add_argument("--k", default="1-6", help="number of components: 3 or a range 1-6")
-    s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
-    s.add_argument("--n-init", type=int, default=3, help="k-means restarts per K")
-    s.add_argument("--seed", type=int, default=0)
+    for name, help_, flag, default, rows in (
+        ("mixture", "Gaussian mixtures with 1..K components, chosen by BIC", "--k", "1-6", "the dimensions"),
+        ("hmm", "Gaussian hidden Markov models with 1..K states on one series, chosen by BIC", "--states", "1-4",
+         "rows in time order"),
+    ):
+        s = add(name, help_)
+        s.add_argument("--columns", required=True, help=f"comma-separated columns ({rows})")
+        s.add_argument(flag, default=default, help=f"how many: 3 or a range {default}")
+        s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
+        s.add_argument("--n-init", type=int, default=3, help="k-means restarts per K")
+        s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("schema", help="print the JSON Schema of a command's --json output")
     s.add_argument("name", choices=sorted(SCHEMAS))
     return p

@@ -79,15 +79,22 @@ def default_float_dtype():
     return jax.dtypes.canonicalize_dtype(np.float64)
 
 
-def _forward(kind, u, low, high):
+def _sigmoid(u, xp):
+    if xp is jnp:
+        return jax.nn.sigmoid(u)
+    e = xp.exp(-xp.abs(u))  # stable on the host too
+    return xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _forward(kind, u, low, high, xp=jnp):
     if kind == FREE:
         return u
     if kind == LOWER:
-        return low + jnp.exp(u)
+        return low + xp.exp(u)
     if kind == UPPER:
-        return high - jnp.exp(-u)
+        return high - xp.exp(-u)
     if kind == INTERVAL:
-        return low + (high - low) * jax.nn.sigmoid(u)
+        return low + (high - low) * _sigmoid(u, xp)
     if kind == TRACED:
         lo_f, hi_f, lo, hi = _finite_parts(low, high)
         one = lambda c: jnp.where(c, u, 0.0)  # noqa: E731  (no overflow in unused branches)
@@ -102,16 +109,42 @@ def _finite_parts(low, high):
     return lo_f, hi_f, jnp.where(lo_f, low, 0.0), jnp.where(hi_f, high, jnp.where(lo_f, low, 0.0) + 1.0)
 
 
-def _inverse(kind, x, low, high):
+def _forward_derivatives(kind, u, low, high, xp=jnp):
+    """First and second derivatives of :func:`_forward` in ``u`` (elementwise)."""
+    if kind == FREE:
+        return xp.ones_like(u), xp.zeros_like(u)
+    if kind == LOWER:
+        e = xp.exp(u)
+        return e, e
+    if kind == UPPER:
+        e = xp.exp(-u)
+        return e, -e
+    if kind == INTERVAL:
+        s = _sigmoid(u, xp)
+        d1 = (high - low) * s * (1.0 - s)
+        return d1, d1 * (1.0 - 2.0 * s)
+    if kind == TRACED:  # per element: the transform its finite bounds select
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        both, only_lo, only_hi = lo_f & hi_f, lo_f & ~hi_f, hi_f & ~lo_f
+        s = jax.nn.sigmoid(jnp.where(both, u, 0.0))
+        d1 = (hi - lo) * s * (1.0 - s)
+        e_lo, e_hi = jnp.exp(jnp.where(only_lo, u, 0.0)), jnp.exp(-jnp.where(only_hi, u, 0.0))
+        first = jnp.where(both, d1, jnp.where(only_lo, e_lo, jnp.where(only_hi, e_hi, 1.0)))
+        second = jnp.where(both, d1 * (1.0 - 2.0 * s), jnp.where(only_lo, e_lo, jnp.where(only_hi, -e_hi, 0.0)))
+        return first, second
+    raise AssertionError(kind)
+
+
+def _inverse(kind, x, low, high, xp=jnp):
     if kind == FREE:
         return x
     if kind == LOWER:
-        return jnp.log(x - low)
+        return xp.log(x - low)
     if kind == UPPER:
-        return -jnp.log(high - x)
+        return -xp.log(high - x)
     if kind == INTERVAL:
         t = (x - low) / (high - low)
-        return jnp.log(t) - jnp.log1p(-t)
+        return xp.log(t) - xp.log1p(-t)
     if kind == TRACED:
         lo_f, hi_f, lo, hi = _finite_parts(low, high)
         both = lo_f & hi_f
@@ -154,11 +187,13 @@ class ParamSpec:
         return all(k == FREE for k in self.kinds)
 
     # -- flat vectors over the free leaves -------------------------------------------
-    def _flatten(self, leaves):
-        parts = [jnp.ravel(x) for x, f in zip(leaves, self.free) if f]
+    # Every method takes the array namespace ``xp``: ``jax.numpy`` inside compiled
+    # code (the default), ``numpy`` where a fit is driven on the host.
+    def _flatten(self, leaves, xp=jnp):
+        parts = [xp.ravel(x) for x, f in zip(leaves, self.free) if f]
         if not parts:
-            return jnp.zeros((0,), default_float_dtype())
-        return jnp.concatenate(parts)
+            return xp.zeros((0,), default_float_dtype())
+        return xp.concatenate(parts)
 
     def _split(self, flat):
         out, i = [], 0
@@ -174,24 +209,34 @@ class ParamSpec:
     def unflatten_leaves(self, leaves):
         return jax.tree_util.tree_unflatten(self.treedef, list(leaves))
 
-    def to_unconstrained(self, dyn: ParamValues):
+    def to_unconstrained(self, dyn: ParamValues, xp=jnp):
         leaves = [
-            _inverse(k, v, lo, hi) if k != FIXED else None
+            _inverse(k, v, lo, hi, xp) if k != FIXED else None
             for k, v, lo, hi in zip(self.kinds, dyn.values, dyn.lows, dyn.highs)
         ]
-        return self._flatten(leaves)
+        return self._flatten(leaves, xp)
 
-    def to_natural(self, u, dyn: ParamValues):
+    def to_natural(self, u, dyn: ParamValues, xp=jnp):
         """Flat unconstrained vector -> natural-scale parameter pytree."""
         leaves = [
-            v if k == FIXED else _forward(k, x, lo, hi)
+            v if k == FIXED else _forward(k, x, lo, hi, xp)
             for k, x, v, lo, hi in zip(self.kinds, self._split(u), dyn.values, dyn.lows, dyn.highs)
         ]
         return self.unflatten_leaves(leaves)
 
-    def natural_flat(self, params):
+    def transform_derivatives(self, u, dyn: ParamValues, xp=jnp):
+        """Flat first and second derivatives of the natural free parameters in the
+        unconstrained ones (every transform is elementwise)."""
+        d1, d2 = [], []
+        for k, x, lo, hi in zip(self.kinds, self._split(u), dyn.lows, dyn.highs):
+            a, b = _forward_derivatives(k, x, lo, hi, xp) if k != FIXED else (None, None)
+            d1.append(a)
+            d2.append(b)
+        return self._flatten(d1, xp), self._flatten(d2, xp)
+
+    def natural_flat(self, params, xp=jnp):
         """Natural-scale pytree -> flat vector of its free parameters."""
-        return self._flatten(self.treedef.flatten_up_to(params))
+        return self._flatten(self.treedef.flatten_up_to(params), xp)
 
     def from_natural_flat(self, phi, dyn: ParamValues):
         """Flat natural vector of the free parameters -> pytree (fixed leaves filled in)."""
@@ -204,14 +249,14 @@ class ParamSpec:
             [fill_free(s) if f else fill_fixed(s) for s, f in zip(self.shapes, self.free)]
         )
 
-    def bounds_flat(self, dyn: ParamValues):
+    def bounds_flat(self, dyn: ParamValues, xp=jnp):
         """Flat (low, high) of the free parameters on the natural scale (+-inf where open)."""
         lows, highs = [], []
         for k, lo, hi, s in zip(self.kinds, dyn.lows, dyn.highs, self.shapes):
-            inf = jnp.full(s, jnp.inf, jnp.result_type(lo))
-            lows.append(jnp.broadcast_to(lo, s) if k in (LOWER, INTERVAL, TRACED) else -inf)
-            highs.append(jnp.broadcast_to(hi, s) if k in (UPPER, INTERVAL, TRACED) else inf)
-        return self._flatten(lows), self._flatten(highs)
+            inf = xp.full(s, xp.inf, xp.result_type(lo))
+            lows.append(xp.broadcast_to(lo, s) if k in (LOWER, INTERVAL, TRACED) else -inf)
+            highs.append(xp.broadcast_to(hi, s) if k in (UPPER, INTERVAL, TRACED) else inf)
+        return self._flatten(lows, xp), self._flatten(highs, xp)
 
 
 # -- building a parametrisation from a user's init ---------------------------------

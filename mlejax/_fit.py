@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,8 @@ from ._inference import (
     at_bound,
     cluster_codes,
     covariance,
+    diverging,
+    information_by_chain_rule,
     natural_loglik,
     observed_information,
     per_observation_scores,
@@ -27,11 +30,9 @@ from ._status import (
     Status,
     warn_if_float32,
 )
+from .solvers._base import Derivs, HostObjective, Objective, derivatives
 from .solvers._driver import minimise
-from .solvers._solvers import Objective, OptaxAscent, make_solver
-
-_DEFAULT_MAXITER = {"newton": 200, "lbfgs": 2000, "optax": 10_000}
-_DEFAULT_TOL = {"newton": 1e-10, "lbfgs": 1e-8, "optax": 1e-6}
+from .solvers._solvers import make_solver
 
 
 class _ById:
@@ -148,19 +149,25 @@ def _float_leaves(data):
     ]
 
 
+class _OutputError(TypeError):
+    """``loglik`` returned something other than a real scalar."""
+
+
 def _check_output(out):
-    if not isinstance(out, jax.ShapeDtypeStruct):
-        raise TypeError(
+    if isinstance(out, (float, int, np.generic)):
+        out = np.asarray(out)
+    if not isinstance(out, (jax.ShapeDtypeStruct, jax.Array, np.ndarray)):
+        raise _OutputError(
             "loglik must return one scalar (the total log-likelihood); it returned a "
             f"{type(out).__name__}: {out}."
         )
     if out.shape != ():
-        raise TypeError(
+        raise _OutputError(
             "loglik must return a scalar (the total log-likelihood); it returned shape "
             f"{out.shape} with dtype {out.dtype}. Sum over observations, e.g. jnp.sum(logpdf)."
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(
+        raise _OutputError(
             f"loglik must return a real floating-point scalar; it returned dtype {out.dtype}."
         )
 
@@ -179,9 +186,96 @@ def _shapes_note(params, data) -> str:
     )
 
 
+class FitCore(NamedTuple):
+    """What a fit computes (the array fields of :class:`FitResult`), from either path."""
+
+    params: Any
+    stderr: Any
+    cov: Any
+    information: Any
+    loglik: Any
+    converged: Any
+    n_iter: Any
+    grad_norm: Any
+    status: Any
+    hessian_not_negdef: Any
+    not_identified: Any
+    ill_conditioned: Any
+    condition_number: Any
+    null_vector: Any
+    params_at_bound: Any
+    x: Any
+
+
+class Hooks(NamedTuple):
+    """The model-dependent parts of :func:`conclude`, one set per path."""
+
+    refine: Any  # (info, exact) -> info: the natural Hessian where the chain rule is inexact
+    scores: Any  # phi -> (n, k) per-observation scores
+    log_prior: Any  # params -> the log-prior at the estimate (MAP fits), or None
+
+
+def conclude(xp, spec, dyn, st, hess_u, hooks, cov_type, clusters, n_clusters, data_finite):
+    """From the optimiser's end point to a :class:`FitCore`: natural-scale information by
+    the chain rule, its analysis, covariance, standard errors, flags and status. Model-
+    independent (the model enters only through ``hooks``); ``xp`` is numpy on the host,
+    ``jax.numpy`` in the compiled fit."""
+    params = spec.to_natural(st.x, dyn, xp)
+    phi = spec.natural_flat(params, xp)
+    d1, d2 = spec.transform_derivatives(st.x, dyn, xp)
+    if spec.is_identity:
+        info = hess_u
+    else:
+        info, exact = information_by_chain_rule(xp, hess_u, st.g, d1, d2)
+        info = hooks.refine(info, exact)
+    an = analyse_information(info, xp)
+    scores = hooks.scores(phi) if cov_type != "observed" else None
+    cov = covariance(cov_type, an, scores, clusters, n_clusters, xp)
+    var = xp.diag(cov)
+    se_flat = xp.where(var >= 0, xp.sqrt(xp.abs(var)), xp.nan)
+    low, high = spec.bounds_flat(dyn, xp)
+    params_at_bound = at_bound(phi, se_flat, low, high, xp)
+    grad_nat = xp.where(d1 != 0, -st.g / xp.where(d1 != 0, d1, 1.0), 0.0)
+
+    status = st.status
+    ok = status == int(Status.SUCCESS)
+    status = xp.where(ok & an.not_negdef, int(Status.NOT_MAXIMUM), status)
+    status = xp.where(ok & an.not_identified, int(Status.NOT_IDENTIFIED), status)
+    diverges = ok & ~an.not_negdef & ~an.not_identified & diverging(
+        xp, phi, info, grad_nat, params_at_bound)
+    status = xp.where(diverges, int(Status.DIVERGING), status)
+    status = xp.where(data_finite, status, int(Status.NONFINITE_DATA)).astype(np.int32)
+    # Only a fit that succeeded has trustworthy standard errors: any other status gives
+    # NaN (the raw ones, from the information kept in the result: res.with_cov("observed")).
+    trusted = status == int(Status.SUCCESS)
+    cov = xp.where(trusted, cov, xp.nan)
+    se_flat = xp.where(trusted, se_flat, xp.nan)
+    nan_dyn = dyn._replace(values=tuple(xp.full_like(v, xp.nan) for v in dyn.values))
+    stderr = spec.from_natural_flat(se_flat, nan_dyn)
+    loglik = -st.f if hooks.log_prior is None else -st.f - hooks.log_prior(params)
+    return FitCore(
+        params=params, stderr=stderr, cov=cov, information=info, loglik=loglik,
+        converged=status == int(Status.SUCCESS), n_iter=st.n_iter,
+        grad_norm=xp.linalg.norm(st.g), status=status, hessian_not_negdef=an.not_negdef,
+        not_identified=an.not_identified, ill_conditioned=an.ill_conditioned,
+        condition_number=an.condition_number, null_vector=an.null_vector,
+        params_at_bound=params_at_bound, x=st.x,
+    )
+
+
+def _negative_loglik(loglik, spec, dyn, data):
+    """The one sign flip: ``u -> -loglik(natural(u), data)`` on the optimiser's scale."""
+    return lambda x: -loglik(spec.to_natural(x, dyn), data)
+
+
+# -- the compiled fit: the whole loop in one program (jit, vmap, batches) -------------------
+
+
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
-         check_finite):
-    """The whole fit as one pure function (jit-compiled by ``fit``; vmap-able)."""
+         check_finite) -> tuple[FitCore, tuple]:
+    """The whole fit as one pure function (jit-compiled; vmap-able): the solver runs in
+    one ``lax.while_loop``. Used under ``jax.jit``/``jax.vmap``, by ``fit_batch``, the
+    profile likelihood and the bootstrap."""
     x0 = spec.to_unconstrained(dyn)
     params0 = spec.to_natural(x0, dyn)
     try:
@@ -190,75 +284,24 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
         e.add_note(_shapes_note(params0, data))
         raise
     _check_output(out0)
-    obj = Objective(lambda x: -loglik(spec.to_natural(x, dyn), data))  # the one sign flip
+    obj = Objective(_negative_loglik(loglik, spec, dyn, data))
     st = minimise(solver, obj, x0, tol, maxiter)
-
-    params = spec.to_natural(st.x, dyn)
-    phi = spec.natural_flat(params)
     hess = solver.hessian(st.solver_state)
-    if hess is not None and spec.is_identity:
-        info = hess  # the Hessian of -loglik at the optimum is the observed information
-    else:
-        info = observed_information(natural_loglik(loglik, spec, dyn, data), phi)
-    an = analyse_information(info)
-    scores = None
-    if cov_type != "observed":
-        scores = per_observation_scores(loglik, spec, dyn, data, phi, nobs)
-    cov = covariance(cov_type, an, scores, clusters, n_clusters)
-    var = jnp.diag(cov)
-    se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
-    low, high = spec.bounds_flat(dyn)
-    params_at_bound = at_bound(phi, se_flat, low, high)
-
-    # A point that passed the gradient test while the exact Newton step still moves a
-    # parameter (not at a bound) by more than 1e-3 of its size is no maximum: the
-    # log-likelihood keeps rising ever more slowly towards a supremum at infinity.
-    # natural-scale gradient by the chain rule (every transform is elementwise)
-    _, dphi = jax.jvp(lambda u: spec.natural_flat(spec.to_natural(u, dyn)), (st.x,),
-                      (jnp.ones_like(st.x),))
-    grad_nat = jnp.where(dphi != 0, -st.g / jnp.where(dphi != 0, dphi, 1.0), 0.0)
-    # the Newton step of the parameters not at a bound, with those at a bound held
-    held = params_at_bound[:, None] | params_at_bound[None, :]
-    info_free = jnp.where(held, jnp.eye(phi.shape[0], dtype=phi.dtype), info)
-    step = jnp.linalg.solve(info_free, jnp.where(params_at_bound, 0.0, grad_nat))
-    diverging = jnp.any(jnp.abs(step) / jnp.maximum(jnp.abs(phi), 1.0) > 1e-3)
-
-    status = st.status
-    ok = status == int(Status.SUCCESS)
-    status = jnp.where(ok & an.not_negdef, int(Status.NOT_MAXIMUM), status)
-    status = jnp.where(ok & an.not_identified, int(Status.NOT_IDENTIFIED), status)
-    diverging = ok & ~an.not_negdef & ~an.not_identified & diverging
-    status = jnp.where(diverging, int(Status.DIVERGING), status)
-    finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
-    if check_finite and finite_leaves:
-        status = jnp.where(jnp.all(jnp.stack(finite_leaves)), status, int(Status.NONFINITE_DATA))
-    status = status.astype(jnp.int32)
-    # Only a fit that succeeded has trustworthy standard errors: any other status gives
-    # NaN (the raw ones, from the information kept in the result: res.with_cov("observed")).
-    trusted = status == int(Status.SUCCESS)
-    cov = jnp.where(trusted, cov, jnp.nan)
-    se_flat = jnp.where(trusted, se_flat, jnp.nan)
-    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
-    stderr = spec.from_natural_flat(se_flat, nan_dyn)
-    out = dict(
-        params=params,
-        stderr=stderr,
-        cov=cov,
-        information=info,
-        loglik=-st.f if not isinstance(loglik, _Penalised) else -st.f - loglik.log_prior(params),
-        converged=status == int(Status.SUCCESS),
-        n_iter=st.n_iter,
-        grad_norm=jnp.linalg.norm(st.g),
-        status=status,
-        hessian_not_negdef=an.not_negdef,
-        not_identified=an.not_identified,
-        ill_conditioned=an.ill_conditioned,
-        condition_number=an.condition_number,
-        null_vector=an.null_vector,
-        params_at_bound=params_at_bound,
-        x=st.x,
+    if hess is None:
+        hess = derivatives(obj.value, st.x, 2).h
+    phi_fn = natural_loglik(loglik, spec, dyn, data)
+    hooks = Hooks(
+        refine=lambda info, exact: jnp.where(
+            exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn)))),
+        scores=lambda phi: per_observation_scores(loglik, spec, dyn, data, phi, nobs),
+        log_prior=loglik.log_prior if isinstance(loglik, _Penalised) else None,
     )
-    return out, finite_leaves
+    finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
+    data_finite = True
+    if check_finite and finite_leaves:
+        data_finite = jnp.all(jnp.stack(finite_leaves))
+    return conclude(jnp, spec, dyn, st, hess, hooks, cov_type, clusters, n_clusters,
+                    data_finite), finite_leaves
 
 
 _core_jit = jax.jit(
@@ -267,11 +310,111 @@ _core_jit = jax.jit(
 )
 
 
+# -- the host-driven fit: compile the model, not the machinery ------------------------------
+
+
+def _kernel(x, dyn, data, *, loglik, spec, order):
+    """The model's derivative kernel: ``-loglik`` on the unconstrained scale at ``x``
+    with its gradient (and Hessian, order 2), packed in one flat vector (one transfer
+    to the host). Data and values are arguments: new data, starts or bounds of the
+    same shapes reuse the compiled kernel."""
+
+    def fn(u):
+        out = loglik(spec.to_natural(u, dyn), data)
+        _check_output(out)
+        return -out
+
+    d = derivatives(fn, x, order)
+    return jnp.concatenate([jnp.ravel(a) for a in d if a is not None])
+
+
+def _unpack(flat, k, order) -> Derivs:
+    g = flat[1 : k + 1]
+    return Derivs(flat[0], g, flat[k + 1 :].reshape(k, k) if order > 1 else None)
+
+
+_kernel_jit = jax.jit(_kernel, static_argnames=("loglik", "spec", "order"))
+_natural_hessian_jit = jax.jit(
+    lambda phi, dyn, data, loglik, spec: observed_information(
+        natural_loglik(loglik, spec, dyn, data), phi),
+    static_argnums=(3, 4))
+_scores_jit = jax.jit(per_observation_scores, static_argnums=(0, 1, 5))
+_log_prior_jit = jax.jit(lambda params, log_prior: log_prior(params), static_argnums=1)
+
+
+# Above this many data elements a derivative evaluation costs more than compiling the
+# whole loop saves, and the compiled loop (one dispatch, loop-invariant data layout
+# hoisted by XLA) is faster per iteration: such fits run compiled.
+HOST_MAX_DATA_ELEMENTS = 2**19
+
+
+def _host_ok(solver, dyn, data, tol) -> bool:
+    """A single fit with concrete inputs, data of moderate size and a solver written
+    against ``obj.xp``: drive it on the host."""
+    leaves = jax.tree_util.tree_leaves((dyn, data, tol))
+    size = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(data))
+    return (bool(getattr(solver, "host", False)) and all(map(_is_concrete, leaves))
+            and size <= HOST_MAX_DATA_ELEMENTS)
+
+
+def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs,
+             n_clusters, check_finite) -> tuple[FitCore, tuple]:
+    """:func:`core` with the driver loop and all the inference on the host (numpy): only
+    the model's derivative kernel is compiled, once per model, shapes and order."""
+    dtype = np.dtype(dyn.values[0].dtype)
+    finite_leaves = tuple(bool(np.all(np.isfinite(np.asarray(a)))) for a in _float_leaves(data))
+    dyn_np = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), dyn)
+    dyn = jax.device_put(dyn)  # once, not on every kernel call (data: by the caller)
+    k = spec.nparams
+
+    first = {}  # the check at the start, reused by the solver's first evaluation
+
+    def kernel(x, order):
+        hit = first and first["order"] == order and np.array_equal(first["x"], x)
+        derivs = first.get("derivs")
+        first.clear()
+        if hit:
+            return derivs
+        flat = _kernel_jit(x, dyn, data, loglik=loglik, spec=spec, order=order)
+        return _unpack(np.asarray(flat, dtype), k, order)
+
+    with np.errstate(all="ignore"):
+        x0 = spec.to_unconstrained(dyn_np, np)
+    try:  # compiles the kernel the solver uses; checks loglik's output
+        first.update(x=x0, order=solver.order, derivs=kernel(x0, solver.order))
+    except Exception as e:  # the user's own exception, unchanged, with context added
+        if not isinstance(e, _OutputError):
+            e.add_note(_shapes_note(spec.to_natural(x0, dyn_np, np), data))
+        raise
+    obj = HostObjective(kernel, dtype)
+    st = minimise(solver, obj, x0, np.asarray(tol, dtype), int(maxiter))
+    hess = solver.hessian(st.solver_state)
+    if hess is None:
+        hess = obj.value_grad_hess(st.x)[2]
+
+    def refine(info, exact):
+        if exact:
+            return info
+        phi = spec.natural_flat(spec.to_natural(st.x, dyn_np, np), np)
+        return np.asarray(_natural_hessian_jit(phi, dyn, data, loglik, spec), dtype)
+
+    hooks = Hooks(
+        refine=refine,
+        scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, nobs), dtype),
+        log_prior=(lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype))
+        if isinstance(loglik, _Penalised) else None,
+    )
+    data_finite = not check_finite or all(finite_leaves)
+    with np.errstate(all="ignore"):
+        out = conclude(np, spec, dyn_np, st, hess, hooks, cov_type,
+                       None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
+    return out, finite_leaves
+
+
 def _resolve_options(method, maxiter, tol):
     solver = make_solver(method)
-    key = "optax" if isinstance(solver, OptaxAscent) else solver.name
-    maxiter = _DEFAULT_MAXITER[key] if maxiter is None else maxiter
-    tol = _DEFAULT_TOL[key] if tol is None else tol
+    maxiter = solver.default_maxiter if maxiter is None else maxiter
+    tol = solver.default_tol if tol is None else tol
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 0:
         raise ValueError(f"maxiter={maxiter!r} must be a non-negative integer.")
     if _is_concrete(tol) and not (np.isfinite(float(tol)) and float(tol) >= 0):
@@ -308,7 +451,7 @@ def check_nobs(nobs, data0) -> int:
 
 def result_meta(spec, nobs, solver, cov, ll) -> dict:
     """The static fields of a fit result (``FitResult``, ``BatchFitResult``)."""
-    return dict(names=spec.names, nobs=nobs, method=getattr(solver, "name", "optax"),
+    return dict(names=spec.names, nobs=nobs, method=solver.name,
                 cov_type=cov, _spec=spec, _loglik=ll)
 
 
@@ -340,11 +483,21 @@ def fit(
         data: any pytree of arrays, passed to ``loglik`` unchanged (integer data stay
             integer so they can index). Leaves sharing a leading axis are the
             observations (``nobs``; OPG / sandwich scores).
-        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, or any
-            ``optax.GradientTransformation`` for gradient ascent.
-        maxiter: iteration limit (default 200 Newton, 2000 L-BFGS, 10000 optax).
-        tol: convergence when ``max_i |g_i| max(|x_i|, 1) / max(|loglik|, 1) <= tol``
-            on the optimiser's scale (default 1e-10 Newton, 1e-8 L-BFGS, 1e-6 optax).
+        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, any
+            ``optax.GradientTransformation`` for gradient ascent, or any instance of
+            :class:`mlejax.solvers.Solver` (write your own). A single fit with concrete
+            inputs (up to 2^19 data elements) and a host-capable solver (Newton)
+            compiles only the model's derivative kernel and runs the solver's logic
+            on the host, with the same answers; under
+            ``jax.jit``/``jax.vmap`` the whole fit is one compiled program.
+        maxiter: iteration limit (default: the solver's ``default_maxiter``; 200
+            Newton, 2000 L-BFGS, 10000 optax).
+        tol: convergence when the Newton decrement ``g' H^-1 g`` (twice the
+            log-likelihood still to gain; exact for Newton, a secant estimate for
+            the first-order methods) is at most ``tol``. In log-likelihood units, so
+            it does not change when a constant is added to the log-likelihood or a
+            parameter is rescaled (default: the solver's ``default_tol``; 1e-10
+            Newton, which then takes one last exact step, 1e-14 L-BFGS, 1e-12 optax).
         cov: ``"observed"`` (inverse observed information), ``"opg"`` (outer product
             of per-observation scores), ``"sandwich"`` (Huber-White) or ``"cluster"``
             (cluster-robust; give ``clusters``). The per-observation covariances need
@@ -369,16 +522,15 @@ def fit(
     data = prepare_data(data)
     n = check_nobs(nobs, data)
     codes, n_clusters = cluster_codes(clusters, n, cov)
-    dtype = dyn.values[0].dtype
-    out, finite_leaves = _core_jit(
-        dyn,
-        data,
-        jnp.asarray(tol, dtype),
-        jnp.asarray(maxiter, jnp.int32),
-        codes,
-        **core_static(ll, spec, solver, cov, n, n_clusters, check_finite),
-    )
-    res = FitResult(**out, _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll))
+    static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite)
+    if _host_ok(solver, dyn, data, tol):
+        data = jax.device_put(data)  # once, not on every kernel call
+        out, finite_leaves = host_fit(dyn, data, tol, maxiter, codes, **static)
+    else:
+        dtype = dyn.values[0].dtype
+        out, finite_leaves = _core_jit(dyn, data, jnp.asarray(tol, dtype),
+                                       jnp.asarray(maxiter, jnp.int32), codes, **static)
+    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll))
     if _is_concrete(res.status):
         _raise_or_warn(res, data, finite_leaves)
     return res

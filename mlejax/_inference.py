@@ -1,7 +1,8 @@
 """From the log-likelihood at the optimum to inference: information, covariance, flags.
 
-All on the natural scale over the free parameters. Pure JAX (runs inside the
-compiled fit and under ``vmap``).
+All on the natural scale over the free parameters. The model-independent pieces
+take the array namespace ``xp``: ``jax.numpy`` inside the compiled fit (and under
+``vmap``), ``numpy`` on the host for a single fit, one definition for both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ def observed_information(ll_nat, phi):
     return -0.5 * (h + h.T)
 
 
+def information_by_chain_rule(xp, hess_u, g_u, d1, d2):
+    """The observed information on the natural scale from the Hessian ``hess_u`` and
+    gradient ``g_u`` of ``-loglik`` on the unconstrained scale, for elementwise
+    transforms ``phi(u)`` with derivatives ``d1 = phi'``, ``d2 = phi''``:
+    ``H_u = D H_phi D + diag(phi'' g_phi)``, ``g_u = D g_phi`` (``D = diag(phi')``).
+    Returns ``(information, exact)``; ``exact`` is False where a ``phi'`` is too small
+    (a parameter numerically on a bound) for the division to keep precision."""
+    dtype = hess_u.dtype
+    exact = xp.all(xp.abs(d1) > xp.finfo(dtype).tiny ** 0.25) & xp.all(xp.isfinite(d1))
+    d = xp.where(exact, d1, 1.0)
+    g_phi = g_u / d
+    h = (hess_u - xp.diag(d2 * g_phi)) / xp.outer(d, d)
+    return 0.5 * (h + h.T), exact
+
+
 class InfoAnalysis(NamedTuple):
     inverse: Any  # inverse of the information, NaN where it cannot be trusted
     not_negdef: Any  # Hessian has a positive eigenvalue (information not PSD) or NaN
@@ -37,19 +53,19 @@ class InfoAnalysis(NamedTuple):
     null_vector: Any  # the least-determined parameter combination (unit vector)
 
 
-def _scaled_eigh(info):
+def _scaled_eigh(info, xp=jnp):
     """Eigen-decomposition of the correlation-scaled information ``D^-1 I D^-1``
     (``D = sqrt|diag I|``, 1 where 0): ``(finite, d, w, v)``; a non-finite
     information is replaced by the identity and flagged by ``finite``."""
-    finite = jnp.all(jnp.isfinite(info))
-    safe = jnp.where(finite, info, jnp.eye(info.shape[0], dtype=info.dtype))
-    dg = jnp.diag(safe)
-    d = jnp.where(dg > 0, jnp.sqrt(jnp.abs(dg)), 1.0)
-    w, v = small_eigh(safe / jnp.outer(d, d))
+    finite = xp.all(xp.isfinite(info))
+    safe = xp.where(finite, info, xp.eye(info.shape[0], dtype=info.dtype))
+    dg = xp.diag(safe)
+    d = xp.where(dg > 0, xp.sqrt(xp.abs(dg)), 1.0)
+    w, v = small_eigh(safe / xp.outer(d, d), xp)
     return finite, d, w, v
 
 
-def analyse_information(info) -> InfoAnalysis:
+def analyse_information(info, xp=jnp) -> InfoAnalysis:
     """Eigen-analysis of the correlation-scaled information matrix.
 
     Scaling by the diagonal makes the checks independent of the parameters' units:
@@ -57,20 +73,20 @@ def analyse_information(info) -> InfoAnalysis:
     """
     k = info.shape[0]
     dtype = info.dtype
-    eps = jnp.finfo(dtype).eps
-    finite, d, w, v = _scaled_eigh(info)
-    wmax = jnp.max(jnp.abs(w), initial=0.0)
-    wmin = w[0] if k else jnp.asarray(1.0, dtype)
+    eps = xp.finfo(dtype).eps
+    finite, d, w, v = _scaled_eigh(info, xp)
+    wmax = xp.max(xp.abs(w), initial=0.0)
+    wmin = w[0] if k else xp.asarray(1.0, dtype)
     singular_tol = 1e4 * eps * wmax
     not_negdef = ~finite | (wmin < -singular_tol)
     not_identified = finite & ~not_negdef & (wmin <= singular_tol)
-    cond = jnp.where(wmin > 0, wmax / jnp.where(wmin > 0, wmin, 1.0), jnp.inf)
-    ill = ~not_negdef & ~not_identified & (cond > 1.0 / jnp.sqrt(eps))
+    cond = xp.where(wmin > 0, wmax / xp.where(wmin > 0, wmin, 1.0), xp.inf)
+    ill = ~not_negdef & ~not_identified & (cond > 1.0 / xp.sqrt(eps))
     bad = not_negdef | not_identified
-    inv = (v / jnp.where(w == 0, 1.0, w)) @ v.T / jnp.outer(d, d)
-    inv = jnp.where(bad, jnp.nan, inv)
-    null = v[:, 0] / d if k else jnp.zeros((0,), dtype)
-    null = null / jnp.maximum(jnp.linalg.norm(null), jnp.finfo(dtype).tiny)
+    inv = (v / xp.where(w == 0, 1.0, w)) @ v.T / xp.outer(d, d)
+    inv = xp.where(bad, xp.nan, inv)
+    null = v[:, 0] / d if k else xp.zeros((0,), dtype)
+    null = null / xp.maximum(xp.linalg.norm(null), xp.finfo(dtype).tiny)
     return InfoAnalysis(inv, not_negdef, not_identified, ill, cond, null)
 
 
@@ -116,7 +132,15 @@ def per_observation_scores(loglik, spec, dyn, data, phi, nobs):
     return jax.vmap(one)([a for a, m in zip(leaves, mapped) if m])
 
 
-def covariance(cov_type, analysis, scores=None, clusters=None, n_clusters=None):
+def _segment_sum(xp, scores, codes, n_segments):
+    if xp is jnp:
+        return jax.ops.segment_sum(scores, codes, num_segments=n_segments)
+    out = np.zeros((n_segments, scores.shape[1]), scores.dtype)
+    np.add.at(out, np.asarray(codes), scores)
+    return out
+
+
+def covariance(cov_type, analysis, scores=None, clusters=None, n_clusters=None, xp=jnp):
     """The covariance of the estimates for a covariance type.
 
     - ``observed``: inverse observed information.
@@ -129,26 +153,45 @@ def covariance(cov_type, analysis, scores=None, clusters=None, n_clusters=None):
     if cov_type == "observed":
         return hinv
     if cov_type == "opg":
-        return analyse_information(scores.T @ scores).inverse
+        return analyse_information(scores.T @ scores, xp).inverse
     if cov_type == "sandwich":
         return hinv @ (scores.T @ scores) @ hinv
     if cov_type == "cluster":
         n, k = scores.shape
         g = n_clusters
-        sums = jax.ops.segment_sum(scores, clusters, num_segments=g)
+        sums = _segment_sum(xp, scores, clusters, g)
         factor = g / (g - 1) * (n - 1) / (n - k)
         return factor * hinv @ (sums.T @ sums) @ hinv
     raise AssertionError(cov_type)
 
 
-def at_bound(phi, stderr, low, high):
+def at_bound(phi, stderr, low, high, xp=jnp):
     """A parameter within half a standard error of a bound (iminuit's rule), or
     numerically on it where no standard error is available."""
-    dist = jnp.minimum(phi - low, high - phi)
-    near = jnp.where(
-        jnp.isfinite(stderr), dist <= 0.5 * stderr, dist <= 1e-8 * jnp.maximum(jnp.abs(phi), 1.0)
+    dist = xp.minimum(phi - low, high - phi)
+    near = xp.where(
+        xp.isfinite(stderr), dist <= 0.5 * stderr, dist <= 1e-8 * xp.maximum(xp.abs(phi), 1.0)
     )
-    return near & (jnp.isfinite(low) | jnp.isfinite(high))
+    return near & (xp.isfinite(low) | xp.isfinite(high))
+
+
+def diverging(xp, phi, info, grad_nat, held):
+    """A point that passed the convergence test while the exact Newton step still moves a
+    parameter (not held at a bound) by more than 1e-3 of its size is no maximum: the
+    log-likelihood keeps rising ever more slowly towards a supremum at infinity.
+    ``grad_nat`` is the gradient of the log-likelihood on the natural scale."""
+    both = held[:, None] | held[None, :]
+    info_free = xp.where(both, xp.eye(phi.shape[0], dtype=phi.dtype), info)
+    rhs = xp.where(held, 0.0, grad_nat)
+    if xp is jnp:
+        step = jnp.linalg.solve(info_free, rhs)
+    else:  # numpy raises on a singular matrix where jax gives NaN/inf
+        try:
+            step = np.linalg.solve(info_free, rhs)
+        except np.linalg.LinAlgError:
+            step = np.full_like(rhs, np.nan)
+    return xp.any(xp.abs(step) / xp.maximum(xp.abs(phi), 1.0) > 1e-3)
+
 
 def cluster_codes(clusters, nobs, cov):
     """Cluster labels as integer codes and their count (``(None, None)`` unless ``cov='cluster'``)."""

@@ -33,8 +33,9 @@ class Status(enum.IntEnum):
 MESSAGES = {
     Status.RUNNING: "still running (internal state; never returned)",
     Status.SUCCESS: {
-        "fit": "converged: the scaled gradient is below tol (or the Newton step is below 1e-6 "
-        "standard errors) and the observed information is positive definite (a strict local maximum)",
+        "fit": "converged: the Newton decrement (log-likelihood still to gain) is below tol (or "
+        "the Newton step is below 1e-6 standard errors) and the observed information is positive "
+        "definite (a strict local maximum)",
         "em": "converged: the log-likelihood changed by less than tol per observation",
     },
     Status.MAX_ITER: {

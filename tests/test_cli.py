@@ -68,9 +68,10 @@ def csv_file(tmp_path_factory):
     a = np.r_[rng.normal(0, 1, n // 2), rng.normal(6, 1, n // 2)]
     b = np.r_[rng.normal(0, 1, n // 2), rng.normal(4, 0.5, n // 2)]
     path = tmp_path_factory.mktemp("cli") / "data.csv"
-    rows = [f"{x[i]!r},{x1[i]!r},{g[i]},{y[i]},{a[i]!r},{b[i]!r},id{i}" for i in range(n)]
-    rows[5] = rows[5].replace(f"{x[5]!r}", "", 1)  # two missing values in column x
-    rows[9] = rows[9].replace(f"{x[9]!r}", "NA", 1)
+    cols = [v.tolist() for v in (x, x1, g, y, a, b)]
+    rows = [",".join(map(str, r)) + f",id{i}" for i, r in enumerate(zip(*cols))]  # repr: exact floats
+    rows[5] = "," + rows[5].split(",", 1)[1]  # two missing values in column x
+    rows[9] = "NA," + rows[9].split(",", 1)[1]
     path.write_text("x,x1,g,y,a,b,name\n" + "\n".join(rows) + "\n")
     keep = np.ones(n, bool)
     keep[[5, 9]] = False
@@ -191,3 +192,34 @@ def test_dropna_fits_the_rest(bad_files):
     x = np.array([1.0, 2.5, 3.5])
     assert out["fits"][0]["params"]["mu"] == pytest.approx(x.mean()) and out["fits"][0]["params"]["sigma"] == (
         pytest.approx(x.std()))
+
+
+def test_entry_point_is_declared():
+    """pyproject's [project.scripts] names mlejax._cli:main (what `pip install` turns
+    into the `mlejax` command; the tests above run that command when installed)."""
+    tomllib = pytest.importorskip("tomllib")
+    import importlib
+
+    from mlejax._cli import main
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["mlejax"]
+    module, func = target.split(":")
+    assert getattr(importlib.import_module(module), func) is main
+
+
+def test_hmm_command_matches_hmmlearn_score(tmp_path):
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(4)
+    s = np.repeat([0, 1, 0, 1, 0, 1], 40)
+    x = np.where(s == 0, rng.normal(0, 1, s.size), rng.normal(4, 1, s.size))
+    path = tmp_path / "series.csv"
+    path.write_text("v\n" + "\n".join(map(str, x.tolist())) + "\n")
+    out = json.loads(run("hmm", path, "--columns", "v", "--states", "1-3", "--json").stdout)
+    validate(out, SCHEMAS["hmm"])
+    assert out["best_k"] == 2 and [r["k"] for r in out["table"]] == [1, 2, 3]
+    p = out["best"]["params"]
+    ref = hmmlearn.GaussianHMM(2, covariance_type="full", init_params="", params="")
+    ref.startprob_, ref.transmat_ = np.array(p["startprob"]), np.array(p["transmat"])
+    ref.means_, ref.covars_ = np.array(p["means"]), np.array(p["covariances"])
+    assert out["best"]["loglik"] == pytest.approx(ref.score(x[:, None]), rel=1e-9)
+    assert np.array_equal(out["best"]["states"], ref.predict(x[:, None]))

@@ -30,11 +30,12 @@ def _gamma_mle():
 
 ADAM = optax.adam(0.05)
 OPTAX_LBFGS = optax.lbfgs()  # a GradientTransformationExtraArgs
+# tol bounds the (secant) Newton decrement, twice the log-likelihood still to gain
 METHODS = {
     "newton": dict(method="newton"),
-    "lbfgs": dict(method="lbfgs", tol=1e-10),
-    "optax-adam": dict(method=ADAM, tol=1e-11, maxiter=20000),
-    "optax-lbfgs": dict(method=OPTAX_LBFGS, tol=1e-10, maxiter=2000),
+    "lbfgs": dict(method="lbfgs", tol=1e-14),
+    "optax-adam": dict(method=ADAM, tol=1e-16, maxiter=20000),
+    "optax-lbfgs": dict(method=OPTAX_LBFGS, tol=1e-14, maxiter=2000),
 }
 
 

@@ -144,3 +144,16 @@ def test_ax_is_used_and_returned(gamma_fit):
     fig, ax = plt.subplots()
     assert mplot.profile(res, "rate", np.linspace(0.9, 2.6, 9), ax=ax) is ax
     plt.close(fig)
+
+
+def test_hmm_states_plot(tmp_path):
+    rng = np.random.default_rng(4)
+    s = np.repeat([0, 1, 0, 1], 40)
+    x = np.where(s == 0, rng.normal(0, 1, s.size), rng.normal(4, 1, s.size))[:, None]
+    res = mj.em(mj.GaussianHMM(2, "diag"), x, stderr=False)
+    ax = mplot.hmm_states(res, x)
+    states = np.asarray(res.decode(x))
+    steps = ax.get_lines()[0].get_ydata()
+    assert np.allclose(steps, np.asarray(res.params["means"])[states, 0])
+    assert np.mean(steps > 2) == pytest.approx(np.mean(s == 1), abs=0.03)  # the regimes are found
+    _png(ax, tmp_path, "hmm")

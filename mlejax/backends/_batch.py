@@ -111,8 +111,7 @@ def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, pr
     def one(x):
         dyn, data = make(x, shared)
         out, _ = core(dyn, data, tol, maxiter, clusters, **static)
-        out["_dyn"] = dyn
-        return out
+        return dict(out._asdict(), _dyn=dyn)
 
     return chunked_vmap(one, xs, chunk, n_chunks, progress)
 

@@ -330,6 +330,8 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
             installed), about 100 updates per fit; an ``mj.progress.Recorder()``
             records the log-likelihood at every iteration (for
             ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
+            With ``n_init > 1`` (vmapped restarts) the best restart's log-likelihood
+            is shown, and the callback runs every iteration.
 
     For an HMM, ``**hmm_options`` are ``lengths`` (with a padded array) and
     ``missing`` (``"error"``, the default, refuses NaN; ``"marginalize"`` integrates

@@ -12,13 +12,20 @@ the user's own figures:
 - :func:`mixture`: a mixture's density (1-D) or contours with the points coloured
   by responsibility (2-D);
 - :func:`trace`: the log-likelihood per iteration (``mlejax.progress.Recorder``);
-- :func:`bootstrap`: the bootstrap distribution of a parameter with its intervals.
+- :func:`bootstrap`: the bootstrap distribution of a parameter with its intervals;
+- :func:`hmm_states`: a series coloured by its HMM states, with the posterior probabilities.
 """
 
 from ._common import save as save
 from ._dist import density as density, dist_diagnostics as dist_diagnostics, pp as pp, qq as qq
-from ._inference import bootstrap as bootstrap, profile as profile, profile_2d as profile_2d, trace as trace
+from ._inference import (
+    bootstrap as bootstrap,
+    hmm_states as hmm_states,
+    profile as profile,
+    profile_2d as profile_2d,
+    trace as trace,
+)
 from ._mixture import mixture as mixture
 
 __all__ = ["profile", "profile_2d", "density", "qq", "pp", "dist_diagnostics", "mixture", "trace", "bootstrap",
-           "save"]
+           "hmm_states", "save"]

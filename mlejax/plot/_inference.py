@@ -141,3 +141,27 @@ def bootstrap(boot, name, *, level=0.95, methods=("percentile", "basic"), bins=4
     ax.set_ylabel("count")
     ax.legend(fontsize="small")
     return ax
+
+
+def hmm_states(res, x, *, column=0, ax=None):
+    """A series with its HMM states: the observations (``x[:, column]``) coloured by
+    their Viterbi state, each state's mean as a step line, and the posterior state
+    probabilities (``res.predict_proba``) stacked on a twin axis. ``x`` is one
+    sequence, ``(T,)`` or ``(T, d)``. Returns the Axes."""
+    ax = axes(ax)
+    xv = np.asarray(x, float)
+    x2 = xv.reshape(xv.shape[0], -1)
+    t = np.arange(x2.shape[0])
+    states = np.asarray(res.decode(xv)).astype(int)
+    post = np.asarray(res.predict_proba(xv))
+    means = np.asarray(res.params["means"]).reshape(post.shape[1], -1)[:, column]
+    twin = ax.twinx()
+    twin.stackplot(t, post.T, colors=[f"C{k}" for k in range(post.shape[1])], alpha=0.15)
+    twin.set_ylim(0, 1)
+    twin.set_ylabel("posterior state probability")
+    ax.scatter(t, x2[:, column], c=[f"C{k}" for k in states], s=8, zorder=3)
+    ax.step(t, means[states], where="mid", color="k", lw=1, label="state mean (Viterbi path)")
+    ax.set_xlabel("time")
+    ax.set_ylabel(f"x[:, {column}]")
+    ax.legend(fontsize="small", loc="upper left")
+    return ax

@@ -1,15 +1,22 @@
-"""The one driver loop: runs any solver in a single ``lax.while_loop``."""
+"""The one driver loop: runs any solver, compiled (one ``lax.while_loop``) or on the host.
+
+With a compiled objective (``obj.xp is jax.numpy``) the loop is a
+``lax.while_loop``: no host round trip per iteration, so it composes with
+``jit``/``vmap``. With a :class:`~mlejax.solvers.HostObjective` (``obj.xp is
+numpy``) the same ``cond``/``body`` run as a Python loop, calling only the
+model's compiled derivative kernel.
+"""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .._status import Status
-
-RUNNING = int(Status.RUNNING)
+from ._base import RUNNING
 
 
 class DriverState(NamedTuple):
@@ -21,35 +28,36 @@ class DriverState(NamedTuple):
     status: Any
 
 
-def scaled_gradient(x, f, g):
-    """max_i |g_i| * max(|x_i|, 1) / max(|f|, 1): the relative change of the objective
-    for a relative change of each parameter (scale-free, Dennis & Schnabel)."""
-    num = jnp.abs(g) * jnp.maximum(jnp.abs(x), 1.0)
-    return jnp.max(num, initial=0.0) / jnp.maximum(jnp.abs(f), 1.0)
-
-
-def _status(x, f, g, n_iter, tol, maxiter, code):
-    """The status after a step: the solver's own code first, then convergence, then maxiter."""
-    converged = scaled_gradient(x, f, g) <= tol
-    status = jnp.where(converged, int(Status.SUCCESS), RUNNING)
-    status = jnp.where((status == RUNNING) & (n_iter >= maxiter), int(Status.MAX_ITER), status)
-    return jnp.where(code == RUNNING, status, code).astype(jnp.int32)
+def _status(xp, n_iter, maxiter, code):
+    """The status after a step: the solver's own code (SUCCESS when it converged, or why
+    it cannot go on), else MAX_ITER once ``maxiter`` steps were taken."""
+    code = xp.asarray(code, np.int32)
+    out_of_steps = (code == RUNNING) & (n_iter >= maxiter)
+    return xp.where(out_of_steps, np.int32(Status.MAX_ITER), code).astype(np.int32)
 
 
 def minimise(solver, obj, x0, tol, maxiter) -> DriverState:
-    """Minimise ``obj.value`` from ``x0``; every solver runs through this loop."""
-    f, g, state = solver.init(obj, x0)
-    finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
-    n0 = jnp.zeros((), jnp.int32)
-    start_code = jnp.where(finite, RUNNING, int(Status.NONFINITE_START))
-    init = DriverState(x0, f, g, state, n0, _status(x0, f, g, n0, tol, maxiter, start_code))
+    """Minimise ``f = -loglik`` from ``x0``; every solver runs through this loop."""
+    xp = getattr(obj, "xp", jnp)
+    first = solver.init(obj, x0, tol)
+    finite = xp.isfinite(first.f) & xp.all(xp.isfinite(first.g))
+    start_code = xp.where(finite, first.code, np.int32(Status.NONFINITE_START))
+    n0 = xp.zeros((), np.int32)
+    init = DriverState(first.x, first.f, first.g, first.state, n0,
+                       _status(xp, n0, maxiter, start_code))
 
     def cond(s):
         return s.status == RUNNING
 
     def body(s):
-        x, f, g, state, code = solver.step(obj, s.x, s.f, s.g, s.solver_state)
+        st = solver.step(obj, s.x, s.f, s.g, s.solver_state, tol)
         n = s.n_iter + 1
-        return DriverState(x, f, g, state, n, _status(x, f, g, n, tol, maxiter, code))
+        return DriverState(st.x, st.f, st.g, st.state, n, _status(xp, n, maxiter, st.code))
 
-    return lax.while_loop(cond, body, init)
+    if xp is jnp:
+        return lax.while_loop(cond, body, init)
+    with np.errstate(all="ignore"):  # NaN/inf trials are handled by the solver
+        s = init
+        while cond(s):
+            s = body(s)
+    return s

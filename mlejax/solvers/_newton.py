@@ -1,0 +1,142 @@
+"""Newton's method with the exact Hessian, made safe far from the optimum.
+
+Written once against the array namespace ``obj.xp``: it runs on the host (numpy)
+for a single fit and inside the compiled loop (``jax.numpy``) everywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+from .._linalg import eigh
+from .._status import Status
+from ._base import RUNNING, Solver, Step, code_for_rejected, finite, flat_but_better
+
+
+class NewtonState(NamedTuple):
+    hess: Any
+    lam: Any
+    nu: Any
+
+
+def nielsen_update(xp, ok, rho, lam, nu):
+    """Nielsen's (1999) damping update: shrink after good steps, grow after poor or
+    rejected ones. Returns ``(lam, nu)``. Shared by Newton and Levenberg-Marquardt."""
+    factor = xp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+    lam_ok = xp.where(rho < 0.25, xp.maximum(lam, 1e-3), lam) * factor
+    lam_ok = xp.where(lam_ok > 1e-8, lam_ok, 0.0)
+    return xp.where(ok, lam_ok, xp.maximum(lam * nu, 1e-3)), xp.where(ok, 2.0, 2.0 * nu)
+
+
+class NewtonProposal(NamedTuple):
+    p: Any  # the step to try
+    predicted: Any  # the decrease of f the (modified, damped) quadratic model predicts
+    negligible: Any  # converged: take the exact Newton step and stop
+    within_noise: Any  # converged if the step is rejected (noise floor)
+
+
+def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
+    """The damped, eigenvalue-modified Newton step and the convergence tests at ``x``."""
+    eps = xp.finfo(x.dtype).eps
+    # Jacobi scaling makes the eigenvalue floor and the damping unit-free.
+    dg = xp.abs(xp.diag(hess))
+    s = xp.where(dg > 0, xp.sqrt(dg), 1.0)
+    w_signed, v = eigh(hess / xp.outer(s, s), xp)
+    w = xp.abs(w_signed)
+    scale = xp.max(w, initial=0.0)
+    gv = v.T @ (g / s)
+    w_mod = xp.maximum(w, scale * eps)
+    q = -gv / (w_mod + lam)  # the step in the scaled eigenbasis
+    p = (v @ q) / s
+    # Converged when the Newton decrement g'|H|^-1 g (twice the gain still available,
+    # in log-likelihood units: unchanged by adding a constant to the log-likelihood
+    # or rescaling parameters) is below tol, or the exact Newton step is negligible:
+    # at most 1e-6 standard errors in every coordinate. Unlike a gradient test these
+    # also hold at the optimum of a noisy surface (least squares, where residuals
+    # carry rounding of eps * |y|).
+    safe = xp.where(w_mod > 0, w_mod, 1.0)
+    decrement = xp.sum(xp.where(w_mod > 0, gv**2 / safe, xp.where(gv == 0, 0.0, xp.inf)))
+    pd = xp.all(w_signed > 1e4 * eps * scale)
+    w_pd = xp.where(pd, w_signed, 1.0)
+    p_newton = -(v @ (gv / w_pd)) / s
+    se = xp.sqrt((v**2) @ (1.0 / w_pd)) / s
+    step_size = xp.abs(p_newton) / xp.maximum(se, 1e-4 * xp.abs(x))
+    small = decrement <= tol
+    negligible = (pd & (small | xp.all(step_size <= 1e-6))) | (~pd & small)
+    # At the noise floor of a badly scaled surface the step cannot shrink below
+    # ~1e-5 standard errors: a rejected step that small also means converged.
+    within_noise = pd & xp.all(step_size <= 1e-4)
+    # At a stationary point that is no maximum, stay (the information analysis flags it).
+    p = xp.where(negligible, xp.where(pd, p_newton, 0.0 * p), p)
+    predicted = -(gv @ q + 0.5 * xp.sum(w_mod * q**2))
+    return NewtonProposal(p, predicted, negligible, within_noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class Newton(Solver):
+    """Newton's method with the exact Hessian, made safe far from the optimum.
+
+    Each step solves ``(|H| + lam D) p = -g`` where ``|H|`` replaces the eigenvalues
+    of the Jacobi-scaled Hessian by their absolute values (so the step always goes
+    uphill in the log-likelihood, also at a saddle), ``D`` is the Hessian's
+    diagonal (Marquardt's scaling) and ``lam`` is a Levenberg-Marquardt damping:
+    zero near the optimum (pure Newton, quadratic convergence), adapted by
+    Nielsen's rule from the ratio of the actual to the predicted gain. A step is
+    accepted only if the log-likelihood is finite and rises by at least ``accept``
+    times the predicted gain; a NaN/inf or lower value is never accepted.
+    Converged when the Newton decrement ``g'|H|^-1 g`` is at most ``tol``
+    (log-likelihood units) or the Newton step is below 1e-6 standard errors; the
+    final exact Newton step is then taken.
+    """
+
+    accept: float = 1e-4
+
+    name = "newton"
+    default_tol = 1e-10
+    default_maxiter = 200
+    host = True
+    order = 2
+
+    def init(self, obj, x, tol):
+        f, g, h = obj.value_grad_hess(x)
+        zero = obj.xp.zeros((), x.dtype)
+        return Step(x, f, g, NewtonState(h, zero, zero + 2.0), RUNNING)
+
+    def hessian(self, state):
+        return state.hess
+
+    def step(self, obj, x, f, g, state, tol):
+        xp = obj.xp
+        eps = xp.finfo(x.dtype).eps
+        prop = newton_proposal(xp, x, g, state.hess, state.lam, tol)
+        x_new = x + prop.p
+        f_new, g_new, h_new = obj.value_grad_hess(x_new)
+        # gain ratio: actual decrease over the decrease the (modified) quadratic model predicts
+        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
+        # A negligible step can only improve f (up to rounding noise in f): take it.
+        ok = finite(xp, f_new, g_new, h_new) & (
+            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
+        )
+        lam, nu = nielsen_update(xp, ok, rho, state.lam, state.nu)
+        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
+        stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
+        code = xp.where(ok, RUNNING, code_for_rejected(xp, f_new))
+        # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
+        # finite ones that the optimum is lost in rounding.
+        given_up = xp.where(
+            finite(xp, f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
+        )
+        code = xp.where(stalled & (code == RUNNING), given_up, code)
+        code = xp.where(prop.negligible | (prop.within_noise & ~ok), int(Status.SUCCESS), code)
+
+        def pick(a, b):
+            return xp.where(ok, a, b)
+
+        return Step(
+            pick(x_new, x),
+            pick(f_new, f),
+            pick(g_new, g),
+            NewtonState(pick(h_new, state.hess), lam, nu),
+            code,
+        )
