@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import chi2
+
+from ._status import ConvergenceWarning
 
 
 class TestResult(NamedTuple):
@@ -58,6 +61,20 @@ def _check_nested(full, restricted, nested: bool) -> None:
         )
 
 
+def _warn_unconverged(**fits) -> None:
+    """A test on fits that did not converge compares numbers that are not maxima."""
+    bad = [name for name, f in fits.items()
+           if not isinstance(f.converged, jax.core.Tracer) and not np.all(np.asarray(f.converged))]
+    if bad:
+        warnings.warn(
+            f"the {' and '.join(bad)} fit{'s' if len(bad) > 1 else ''} did not converge (see "
+            f"{bad[0]}.status / .message): the log-likelihood is not at its maximum, so the "
+            "test statistic and p-value are unreliable. Refit (more maxiter, other starts) first.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
 def lrt(full, restricted, *, nested: bool = False) -> TestResult:
     """Likelihood-ratio test of a restricted fit nested in a full one.
 
@@ -97,6 +114,7 @@ def lrt(full, restricted, *, nested: bool = False) -> TestResult:
             f"{restricted.nparams}; pass the larger model first: lrt(full, restricted)."
         )
     _check_nested(full, restricted, nested)
+    _warn_unconverged(full=full, restricted=restricted)
     stat = 2.0 * (full.loglik - restricted.loglik)
     if np.any(np.asarray(stat) < -1e-6 * np.maximum(1.0, np.abs(np.asarray(full.loglik)))):
         raise ValueError(

@@ -69,6 +69,9 @@ def is_marker(x) -> bool:
 # Transform kinds. "lower" is low + exp(u), "upper" is high - exp(-u),
 # "interval" is low + (high - low) * sigmoid(u).
 FREE, LOWER, UPPER, INTERVAL, FIXED = "free", "lower", "upper", "interval", "fixed"
+# Bounds only known at run time (traced, e.g. under jax.vmap): each element takes the
+# interval, lower, upper or free transform by which of its bounds are finite.
+TRACED = "traced"
 
 
 def default_float_dtype():
@@ -92,7 +95,18 @@ def _forward(kind, u, low, high, xp=jnp):
         return high - xp.exp(-u)
     if kind == INTERVAL:
         return low + (high - low) * _sigmoid(u, xp)
+    if kind == TRACED:
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        one = lambda c: jnp.where(c, u, 0.0)  # noqa: E731  (no overflow in unused branches)
+        return jnp.where(lo_f & hi_f, lo + (hi - lo) * jax.nn.sigmoid(one(lo_f & hi_f)),
+                         jnp.where(lo_f, lo + jnp.exp(one(lo_f & ~hi_f)),
+                                   jnp.where(hi_f, hi - jnp.exp(-one(hi_f & ~lo_f)), u)))
     raise AssertionError(kind)
+
+
+def _finite_parts(low, high):
+    lo_f, hi_f = jnp.isfinite(low), jnp.isfinite(high)
+    return lo_f, hi_f, jnp.where(lo_f, low, 0.0), jnp.where(hi_f, high, jnp.where(lo_f, low, 0.0) + 1.0)
 
 
 def _forward_derivatives(kind, u, low, high, xp=jnp):
@@ -109,6 +123,15 @@ def _forward_derivatives(kind, u, low, high, xp=jnp):
         s = _sigmoid(u, xp)
         d1 = (high - low) * s * (1.0 - s)
         return d1, d1 * (1.0 - 2.0 * s)
+    if kind == TRACED:  # per element: the transform its finite bounds select
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        both, only_lo, only_hi = lo_f & hi_f, lo_f & ~hi_f, hi_f & ~lo_f
+        s = jax.nn.sigmoid(jnp.where(both, u, 0.0))
+        d1 = (hi - lo) * s * (1.0 - s)
+        e_lo, e_hi = jnp.exp(jnp.where(only_lo, u, 0.0)), jnp.exp(-jnp.where(only_hi, u, 0.0))
+        first = jnp.where(both, d1, jnp.where(only_lo, e_lo, jnp.where(only_hi, e_hi, 1.0)))
+        second = jnp.where(both, d1 * (1.0 - 2.0 * s), jnp.where(only_lo, e_lo, jnp.where(only_hi, -e_hi, 0.0)))
+        return first, second
     raise AssertionError(kind)
 
 
@@ -122,6 +145,13 @@ def _inverse(kind, x, low, high, xp=jnp):
     if kind == INTERVAL:
         t = (x - low) / (high - low)
         return xp.log(t) - xp.log1p(-t)
+    if kind == TRACED:
+        lo_f, hi_f, lo, hi = _finite_parts(low, high)
+        both = lo_f & hi_f
+        t = jnp.where(both, (x - lo) / (hi - lo), 0.5)
+        return jnp.where(both, jnp.log(t) - jnp.log1p(-t),
+                         jnp.where(lo_f, jnp.log(jnp.where(lo_f, x - lo, 1.0)),
+                                   jnp.where(hi_f, -jnp.log(jnp.where(hi_f, hi - x, 1.0)), x)))
     raise AssertionError(kind)
 
 
@@ -230,8 +260,8 @@ class ParamSpec:
         lows, highs = [], []
         for k, lo, hi, s in zip(self.kinds, dyn.lows, dyn.highs, self.shapes):
             inf = xp.full(s, xp.inf, xp.result_type(lo))
-            lows.append(xp.broadcast_to(lo, s) if k in (LOWER, INTERVAL) else -inf)
-            highs.append(xp.broadcast_to(hi, s) if k in (UPPER, INTERVAL) else inf)
+            lows.append(xp.broadcast_to(lo, s) if k in (LOWER, INTERVAL, TRACED) else -inf)
+            highs.append(xp.broadcast_to(hi, s) if k in (UPPER, INTERVAL, TRACED) else inf)
         return self._flatten(lows, xp), self._flatten(highs, xp)
 
 
@@ -385,7 +415,7 @@ def _user_order(init, paths, kinds, shapes) -> tuple:
 
 def _bounded_kind(low, high, name):
     if not (_is_concrete(low) and _is_concrete(high)):
-        return INTERVAL
+        return TRACED
     lo, hi = np.asarray(low), np.asarray(high)
     if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
         raise ValueError(f"Bounded parameter {name!r}: bounds must not be NaN.")

@@ -74,7 +74,13 @@ class _Penalised:
         )
 
     def __call__(self, params, data):
-        return self.loglik(params, data) + self.log_prior(params)
+        lp = self.log_prior(params)
+        if jnp.shape(lp) != ():
+            raise TypeError(
+                "log_prior must return a scalar (the total log-prior density); it returned "
+                f"shape {jnp.shape(lp)}. Sum over parameters, e.g. jnp.sum(logpdf)."
+            )
+        return self.loglik(params, data) + lp
 
 
 def wrap_loglik(loglik) -> _ById:
@@ -257,11 +263,14 @@ def conclude(xp, spec, dyn, st, hess_u, hooks, cov_type, clusters, n_clusters, d
     diverges = ok & ~an.not_negdef & ~an.not_identified & diverging(
         xp, phi, info, grad_nat, params_at_bound)
     status = xp.where(diverges, int(Status.DIVERGING), status)
-    cov = xp.where(diverges, xp.nan, cov)
-    se_flat = xp.where(diverges, xp.nan, se_flat)
+    status = xp.where(data_finite, status, int(Status.NONFINITE_DATA)).astype(np.int32)
+    # Only a fit that succeeded has trustworthy standard errors: any other status gives
+    # NaN (the raw ones, from the information kept in the result: res.with_cov("observed")).
+    trusted = status == int(Status.SUCCESS)
+    cov = xp.where(trusted, cov, xp.nan)
+    se_flat = xp.where(trusted, se_flat, xp.nan)
     nan_dyn = dyn._replace(values=tuple(xp.full_like(v, xp.nan) for v in dyn.values))
     stderr = spec.from_natural_flat(se_flat, nan_dyn)
-    status = xp.where(data_finite, status, int(Status.NONFINITE_DATA)).astype(np.int32)
     loglik = -st.f if hooks.log_prior is None else -st.f - hooks.log_prior(params)
     return FitCore(
         params=params, stderr=stderr, cov=cov, information=info, loglik=loglik,
@@ -451,6 +460,15 @@ def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite, obs=None)
                 obs_mask=None if obs is None else obs.mask)
 
 
+def check_nobs(nobs, data0) -> int:
+    """``nobs`` as given (a positive integer), or inferred from the data."""
+    if nobs is None:
+        return infer_nobs(data0)
+    if isinstance(nobs, bool) or not isinstance(nobs, (int, np.integer)) or nobs < 1:
+        raise ValueError(f"nobs={nobs!r} must be a positive integer (the number of observations).")
+    return int(nobs)
+
+
 def result_meta(spec, nobs, solver, cov, ll, obs=None) -> dict:
     """The static fields of a fit result (``FitResult``, ``BatchFitResult``)."""
     return dict(names=spec.names, nobs=nobs, method=solver.name,
@@ -531,6 +549,8 @@ def fit(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
+    if nobs is not None:
+        nobs = check_nobs(nobs, data)
     n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)

@@ -109,8 +109,11 @@ class FitResult(FitFields):
     Attributes:
         params: the estimates, a pytree like ``init``, on the natural scale.
         stderr: standard errors, same pytree (NaN for fixed leaves and wherever the
-            covariance cannot be trusted).
-        cov: covariance (k x k) of the free parameters, in the order of ``names``.
+            covariance cannot be trusted: for every ``status`` other than ``SUCCESS``,
+            all of them; ``res.with_cov("observed")`` recomputes the raw ones from
+            ``information`` for those who want them anyway).
+        cov: covariance (k x k) of the free parameters, in the order of ``names``
+            (NaN unless ``status`` is ``SUCCESS``, like ``stderr``).
         information: observed Fisher information, minus the Hessian of the
             log-likelihood at the estimate, natural scale, free parameters (k x k).
         names: flat names of the free parameters, e.g. ``"mu"``, ``"beta[2]"``.
@@ -510,6 +513,8 @@ def _check_single_fit(res, what):
 
 
 def _check_level(level):
+    if isinstance(level, (str, bytes, bool)) or not isinstance(level, (int, float, np.number)):
+        raise TypeError(f"level={level!r} must be a number strictly between 0 and 1 (e.g. 0.95).")
     if not (0.0 < float(level) < 1.0):
         raise ValueError(f"level={level} must be strictly between 0 and 1 (e.g. 0.95).")
 

@@ -149,12 +149,22 @@ def warn_at_caller(text: str, category) -> None:
     warnings.warn(text, category, stacklevel=level)
 
 
+def low_precision(dtype) -> bool:
+    """float32 and below (float16, bfloat16): too coarse for standard errors."""
+    dt = np.dtype(dtype)
+    return bool(np.issubdtype(dt, np.floating) and dt.itemsize < 8)
+
+
+def _precision_text(dtype) -> str:
+    return FLOAT32.replace("float32", np.dtype(dtype).name, 1)
+
+
 def warn_found(found, dtype) -> None:
     """Issue the warnings of a single fit: ``found`` lists ``(category, text)``. In
     float32 there is one :class:`PrecisionWarning` naming float32 first, then the rest."""
-    if np.dtype(dtype) == np.float32:
+    if low_precision(dtype):
         rest = "".join(f" Also: {text}." for _, text in found)
-        warn_at_caller(f"mlejax: {FLOAT32}.{rest}", PrecisionWarning)
+        warn_at_caller(f"mlejax: {_precision_text(dtype)}.{rest}", PrecisionWarning)
         return
     for category, text in found:
         warn_at_caller(text if text.endswith(".") else text + ".", category)
@@ -163,5 +173,5 @@ def warn_found(found, dtype) -> None:
 def warn_if_float32(dtype, stacklevel: int = 0) -> None:
     """The one float32 guard: warn that standard errors need float64 (at the caller's
     line; ``stacklevel`` is kept for old callers and ignored)."""
-    if np.dtype(dtype) == np.float32:
-        warn_at_caller(f"standard errors were {FLOAT32}.", PrecisionWarning)
+    if low_precision(dtype):
+        warn_at_caller(f"standard errors were {_precision_text(dtype)}.", PrecisionWarning)

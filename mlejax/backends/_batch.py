@@ -9,6 +9,7 @@ exactly as if they ran alone.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import warnings
@@ -31,6 +32,7 @@ from .._constraints import (
 from .._fit import (
     _ById,
     _is_concrete,
+    check_nobs,
     check_options,
     core,
     core_static,
@@ -49,6 +51,7 @@ from .._status import (
     warn_if_float32,
 )
 from .._tables import Table, Tabular
+from ._lapack import lapack_free, needs_lapack_guard
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -72,8 +75,12 @@ def chunked_vmap(one, xs, chunk: int, n_chunks: int, progress: bool = False):
     ``B`` (it recomputes a few items of the one before, with identical results),
     so there is one traced body and no padding copy of the inputs. ``progress``
     (static) reports each finished chunk to the host (:mod:`mlejax._progress`).
+
+    On CPU with a jaxlib whose batched LAPACK kernels can deadlock (0.10.0 to
+    0.11.0), ``one``'s Cholesky factorisations, triangular solves and LU
+    factorisations run as pure-JAX loops instead (:mod:`._lapack`).
     """
-    batched = jax.vmap(one)
+    batched = jax.vmap(lapack_free(one) if needs_lapack_guard() else one)
     if n_chunks == 1:
         return batched(xs)
     b = _leading(xs)
@@ -141,20 +148,20 @@ def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit,
     fits done after each chunk of the first pass."""
     on = progress is not None
 
-    def call(xs, iters, chunk, n_chunks):
-        return run_chunks(xs, shared, tol, np.asarray(iters, np.int32), codes, make=make,
-                          chunk=chunk, n_chunks=n_chunks, progress=on and n_chunks > 1, **static)
+    def call(xs, iters):
+        args = (xs, shared, tol, np.asarray(iters, np.int32), codes)
+        return compiled_chunks(args, make, static, batch_size, per_fit, on)(*args)
 
     with reporting(progress, _leading(xs), "fits"):
-        out = fit_in_two_passes(xs, maxiter, batch_size, per_fit, call)
+        out = fit_in_two_passes(xs, maxiter, call)
         if on:
             emit_host(_leading(xs))
     return out
 
 
-def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
-    """Run ``call(xs, maxiter, chunk, n_chunks) -> out`` so that a few slow fits do
-    not hold up the whole batch.
+def fit_in_two_passes(xs, maxiter: int, call):
+    """Run ``call(xs, maxiter) -> out`` so that a few slow fits do not hold up the
+    whole batch.
 
     Inside a ``vmap``-ped chunk every fit waits for the slowest one (a converged fit
     is masked, not removed). So the first pass gives every fit at most
@@ -166,20 +173,79 @@ def fit_in_two_passes(xs, maxiter: int, batch_size, per_fit_bytes: int, call):
     """
     b = _leading(xs)
     first = min(maxiter, max(FIRST_PASS_MIN, maxiter // 8))
-    out = call(xs, first, *plan_chunks(b, batch_size, per_fit_bytes))
+    out = call(xs, first)
     if first >= maxiter:
         return out
     redo = np.flatnonzero(np.asarray(out["status"]) == int(Status.MAX_ITER))
     size = min(b, max(16, -(-b // 32)))
-    plan = plan_chunks(size, batch_size, per_fit_bytes)
     for start in range(0, redo.size, size):
         part = redo[start : start + size]
         idx = np.concatenate([part, np.full(size - part.size, part[-1])])
-        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter, *plan)
+        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter)
         out = jax.tree_util.tree_map(
             lambda a, r, part=part: a.at[part].set(r[: part.size]), out, again
         )
     return out
+
+
+# -- chunk sizes from the compiled program's own memory analysis ----------------------
+
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_MAX = 32
+MEMORY_SLACK = 1.25  # a compiled chunk may use this much more than the budget before it is re-planned
+
+
+def _avals_key(tree):
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False)) for a in leaves)
+
+
+def chunk_bytes(compiled) -> int | None:
+    """The working memory of one compiled chunk program: XLA's temporary buffers plus
+    its outputs (the preallocated results of all fits, which live alongside), from
+    ``compiled.memory_analysis()``; None where the backend does not say."""
+    try:
+        mem = compiled.memory_analysis()
+        return int(mem.temp_size_in_bytes) + int(mem.output_size_in_bytes)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=False):
+    """The compiled :func:`run_chunks` for these arguments, with chunks sized from the
+    program's own memory analysis when ``batch_size`` is None.
+
+    The first plan comes from :func:`bytes_per_fit`; the program is compiled and XLA's
+    memory analysis read. If one chunk needs more than the budget
+    (:func:`_chunk_budget`, times ``MEMORY_SLACK``), the measured bytes per fit give a
+    new chunk size and the program is compiled again. Compiled programs are kept per
+    (function, options, shapes), so a repeated call neither traces nor compiles.
+    """
+    key = (make, tuple(static.items()), batch_size, bool(progress), _avals_key(args))
+    hit = _COMPILED.get(key)
+    if hit is not None:
+        _COMPILED.move_to_end(key)
+        return hit
+    b = _leading(args[0])
+
+    def build(chunk, n_chunks):
+        return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks,
+                                progress=bool(progress) and n_chunks > 1, **static).compile()
+
+    chunk, n_chunks = plan_chunks(b, batch_size, per_fit_estimate)
+    compiled = build(chunk, n_chunks)
+    used = chunk_bytes(compiled) if batch_size is None else None
+    budget = _chunk_budget()
+    if used is not None and chunk > 1 and used > MEMORY_SLACK * budget:
+        out_bytes = int(compiled.memory_analysis().output_size_in_bytes)
+        per_fit = max((used - out_bytes) / chunk, 1.0)
+        cap = max(1, int((budget - min(out_bytes, budget // 2)) // per_fit))
+        if cap < chunk:
+            compiled = build(*plan_chunks(b, cap, 1))
+    _COMPILED[key] = compiled
+    if len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
+    return compiled
 
 
 def _chunk_budget() -> int:
@@ -263,6 +329,17 @@ def _check_batched_data(data):
     if b == 0:
         raise ValueError("the batch is empty (leading axis of length 0).")
     return b
+
+
+def _refuse_list(data):
+    """A Python list is ambiguous (one dataset per entry, or several data leaves?)."""
+    if isinstance(data, list):
+        raise TypeError(
+            f"data is a Python list of {len(data)} entries; fit_batch reads the batch from a "
+            "leading axis. For one dataset per entry, stack them: np.stack(datasets) (pad or "
+            "mask datasets of different lengths); for several data leaves per dataset, pass a "
+            "tuple or dict of arrays, each with the leading batch axis."
+        )
 
 
 def _axis_leaf(x) -> bool:
@@ -422,9 +499,12 @@ def fit_batch(
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     if data is None:
         raise ValueError("fit_batch needs data: a pytree of arrays with a leading batch axis.")
+    _refuse_list(data)
     data = prepare_data(data)
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
+    if nobs is not None:
+        nobs = check_nobs(nobs, data0)
     n, obs_info = observations(data0, nobs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
 

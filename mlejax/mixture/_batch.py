@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._status import BatchStatus, Status
+from .._status import BatchStatus, ConvergenceWarning, Status
 from .._tables import Table, Tabular
 from ..backends._batch import chunked_vmap, plan_chunks
 from ._em import DEFAULT_MAXITER, DEFAULT_TOL, EMOutput, check_em_options, em_pure
@@ -115,7 +116,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         n_chunks,
     )
     status = jnp.where(jnp.asarray(finite), out.status, int(Status.NONFINITE_DATA)).astype(jnp.int32)
-    return BatchMixtureResult(
+    res = BatchMixtureResult(
         params=out.params,
         loglik=out.loglik,
         converged=status == int(Status.SUCCESS),
@@ -128,6 +129,26 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         _model=model,
         _tol=tol,
     )
+    _warn_em_batch(res, np.asarray(arr), model.n_components)
+    return res
+
+
+def _warn_em_batch(res, arr, k: int) -> None:
+    """One warning counting the datasets whose EM did not succeed (by status) and those
+    with fewer distinct points than components (as ``em`` warns for one dataset)."""
+    counts = {name: v for name, v in res.status_counts().items() if name != "SUCCESS"}
+    rows = arr.reshape(arr.shape[0], arr.shape[1], -1)
+    few = sum(int(np.unique(r[np.all(np.isfinite(r), axis=1)], axis=0).shape[0] < k) for r in rows)
+    parts = [f"{name} {v}" for name, v in counts.items()]
+    if few:
+        parts.append(f"fewer distinct points than the {k} components {few}")
+    if parts:
+        warnings.warn(
+            f"em_batch: {sum(counts.values())} of {len(res)} datasets did not converge or are "
+            f"suspect ({', '.join(parts)}); see res.status, res.summary() and res[i].",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -280,6 +280,18 @@ def check_em_options(model, n_init, maxiter, tol, init_method):
     return n_init, maxiter, tol
 
 
+def _check_key(key):
+    """``key`` as a ``jax.random`` key (None: ``jax.random.key(0)``); a plain integer
+    is refused with the fix."""
+    if key is None:
+        return jax.random.key(0)
+    if isinstance(key, (int, np.integer, float)) or (hasattr(key, "shape") and jnp.shape(key) == ()
+                                                     and not jnp.issubdtype(jnp.result_type(key),
+                                                                            jax.dtypes.prng_key)):
+        raise TypeError(f"key={key!r} is a number; em needs a jax.random key, e.g. key=jax.random.key({key}).")
+    return key
+
+
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, init=None,
        weights=None, init_method="kmeans", stderr=None, progress=None, **hmm_options):
     """Fit a mixture or a hidden Markov model by expectation-maximisation; returns a
@@ -335,6 +347,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
         >>> np.round(np.sort(np.asarray(res.params["rate"])), 2).tolist(), bool(res.converged)
         ([1.17, 8.42], True)
     """
+    key = _check_key(key)
     if hasattr(model, "fit_em"):  # models with their own data layout (hidden Markov models)
         return model.fit_em(data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init=init, weights=weights,
                             init_method=init_method, stderr=stderr, progress=progress, **hmm_options)
@@ -353,8 +366,6 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
         if n_init != 1:
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
         init = model.validate_init(init, x)
-    if key is None:
-        key = jax.random.key(0)
     rep = reporter(progress)
     with reporting(rep, maxiter, "EM"):
         out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, interval(rep, maxiter) if rep else 0)

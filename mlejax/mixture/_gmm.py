@@ -94,10 +94,12 @@ class GaussianMixture:
             raise ValueError(f"covariance_type={self.covariance_type!r} is not known; use one of {COVARIANCE_TYPES}.")
         r = self.reg_covar
         if r is not None and _is_concrete(r):
+            if isinstance(r, (str, bytes, bool)):
+                raise TypeError(f"reg_covar={r!r} must be a number >= 0 (default 1e-6).")
             try:
                 v = float(r)
-            except TypeError:
-                raise TypeError(f"reg_covar={r!r} must be a number >= 0.") from None
+            except (TypeError, ValueError):
+                raise TypeError(f"reg_covar={r!r} must be a number >= 0 (default 1e-6).") from None
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(
                     f"reg_covar={r!r} must be a finite number >= 0 (default 1e-6): it is added to the "
@@ -128,6 +130,9 @@ class GaussianMixture:
             x = x[:, None]
         if x.ndim != 2:
             raise ValueError(f"data has shape {x.shape}; a Gaussian mixture needs (n_samples, n_features).")
+        if x.shape[1] == 0:
+            raise ValueError(f"data has shape {x.shape}: no features. A Gaussian mixture needs at least one "
+                             "column (n_samples, n_features >= 1).")
         # NaN/inf are refused after the compiled fit (one pass fused into it, no extra sync).
         return x
 

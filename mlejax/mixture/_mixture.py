@@ -176,6 +176,12 @@ class Mixture:
                 f"the component logpdf(params, x) must return one log-density per observation, "
                 f"shape ({x.shape[0]},); it returned {getattr(out, 'shape', type(out).__name__)}."
             )
+        if not jnp.issubdtype(out.dtype, jnp.floating):
+            raise TypeError(
+                f"the component logpdf(params, x) must return floating-point log-densities; it "
+                f"returned dtype {out.dtype} (integer log-densities cannot be differentiated: "
+                "compute them in floating point, e.g. x.astype(float))."
+            )
         return bound
 
     def _template_params(self):
