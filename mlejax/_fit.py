@@ -460,10 +460,8 @@ def core_static(ll, spec, solver, cov, nobs, n_clusters, check_finite, obs=None)
                 obs_mask=None if obs is None else obs.mask)
 
 
-def check_nobs(nobs, data0) -> int:
-    """``nobs`` as given (a positive integer), or inferred from the data."""
-    if nobs is None:
-        return infer_nobs(data0)
+def check_nobs(nobs) -> int:
+    """``nobs`` as given by the user: a positive integer."""
     if isinstance(nobs, bool) or not isinstance(nobs, (int, np.integer)) or nobs < 1:
         raise ValueError(f"nobs={nobs!r} must be a positive integer (the number of observations).")
     return int(nobs)
@@ -550,7 +548,7 @@ def fit(
     spec, dyn = parametrize(init)
     data = prepare_data(data)
     if nobs is not None:
-        nobs = check_nobs(nobs, data)
+        nobs = check_nobs(nobs)
     n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)

@@ -504,7 +504,7 @@ def fit_batch(
     b = _check_batched_data(data)
     data0 = _slice_data(data, 0)
     if nobs is not None:
-        nobs = check_nobs(nobs, data0)
+        nobs = check_nobs(nobs)
     n, obs_info = observations(data0, nobs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
 
