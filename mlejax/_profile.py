@@ -305,7 +305,11 @@ def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
         x, found, ok, jump = _one_end(F, f_hat, x_hat, j, side, step[j], crit, tol, maxiter)
         v = _natural_j(spec, dyn, x, j)
         limit = jnp.where(side < 0, low[j], high[j])
-        return jnp.where(found, v, limit), jump, ok
+        # a "jump" whose last point inside already equals the constraint's limit (the
+        # parameter underflowed onto it, where the log-likelihood is undefined) is the
+        # deviance staying below crit up to the limit, not a discontinuity
+        reached = jump & jnp.isfinite(limit) & (jnp.abs(v - limit) <= 1e-12 * jnp.maximum(jnp.abs(limit), 1.0))
+        return jnp.where(found & ~reached, v, limit), jump & ~reached, ok
 
     v, jump, ok = jax.vmap(one)(js, sides)
     return v.reshape(k, 2), jump.reshape(k, 2), ok.reshape(k, 2)

@@ -167,6 +167,7 @@ SCIPY_RESPONSE = {
     "linear": lambda y, mu, nu: stats.norm.logpdf(y, mu, nu),
     "logit": lambda y, mu, nu: stats.bernoulli.logpmf(y, mu),
     "probit": lambda y, mu, nu: stats.bernoulli.logpmf(y, mu),
+    "binomial": lambda y, mu, nu: stats.bernoulli.logpmf(y, mu),  # one trial per row
     "poisson": lambda y, mu, nu: stats.poisson.logpmf(y, mu),
     "negbin": lambda y, mu, nu: stats.nbinom.logpmf(y, 1 / nu, 1 / (1 + nu * mu)),
     "gamma": lambda y, mu, nu: stats.gamma.logpdf(y, nu, scale=mu / nu),
@@ -183,6 +184,7 @@ def test_glm_responses_are_dist_families_with_scipy_densities(model):
     eta = X @ beta
     mu = np.asarray(LINKS[link].inverse(jnp.asarray(eta)))
     draw = {"linear": lambda: rng.normal(mu), "logit": lambda: rng.random(50) < mu, "probit": lambda: rng.random(50) < mu,
+            "binomial": lambda: rng.random(50) < mu,
             "poisson": lambda: rng.poisson(mu), "negbin": lambda: rng.poisson(mu), "gamma": lambda: rng.gamma(2.0, mu / 2)}
     y = np.asarray(draw[model](), float)
     nu = 1.3

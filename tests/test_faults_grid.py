@@ -348,8 +348,7 @@ CASES = [
     Case(24, "em_batch", "W", lambda: mj.em_batch(mj.GaussianMixture(3),
                                                   np.stack([np.repeat([[0.0, 1.0], [2.0, 3.0]], 10, axis=0)] * 2),
                                                   key=jax.random.key(0), maxiter=5),
-         match="distinct", warn=mj.ConvergenceWarning,
-         xfail="issue 16: em_batch warnings (FAULTS row 24 for batches)"),
+         match="distinct", warn=mj.ConvergenceWarning),
     # 25 EM not converged
     Case(25, "em", "W", lambda: mj.em(mj.GaussianMixture(3), RNG.normal(size=(60, 2)), maxiter=2, tol=1e-12,
                                       stderr=False),

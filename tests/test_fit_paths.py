@@ -14,6 +14,7 @@ from problems import BY_NAME, PROBLEMS
 import mlejax as mj
 from mlejax import _fit
 from mlejax._constraints import parametrize
+from mlejax._observations import observations
 from mlejax.solvers import LevenbergMarquardt, Newton, Solver, Step, make_solver, secant_decrement
 
 FIELDS = ("params", "stderr", "cov", "information", "loglik", "condition_number", "x",
@@ -24,8 +25,8 @@ def _both_paths(problem, cov="observed", log_prior=None, tol=1e-10, maxiter=200)
     ll = _fit.objective_loglik(problem.loglik, log_prior)
     spec, dyn = parametrize(problem.init)
     data = _fit.prepare_data(problem.data)
-    n = _fit.infer_nobs(data)
-    static = _fit.core_static(ll, spec, Newton(), cov, n, None, True)
+    n, obs = observations(data)
+    static = _fit.core_static(ll, spec, Newton(), cov, n, None, True, obs)
     host, _ = _fit.host_fit(dyn, jax.device_put(data), tol, maxiter, None, **static)
     dtype = dyn.values[0].dtype
     comp, _ = _fit._core_jit(dyn, data, jnp.asarray(tol, dtype), jnp.asarray(maxiter, jnp.int32),
