@@ -32,20 +32,26 @@ MODEL_FIT = contextvars.ContextVar("mlejax_model_fit", default=False)
 
 
 @functools.partial(jax.jit, static_argnames=("loglik", "spec"))
-def _curvature_ratios(dyn, data, x, *, loglik, spec):
+def _curvature_ratios(dyn, data, x, se, curv, *, loglik, spec):
     """Per free parameter (optimiser scale): finite-difference curvature over +- one
-    standard error divided by the autodiff curvature (NaN where not checkable)."""
+    standard error ``se`` divided by the autodiff curvature ``curv`` (NaN where not
+    checkable). Only the gradient is compiled: the curvature is the fit's own."""
     f = lambda u: loglik(spec.to_natural(u, dyn), data)  # noqa: E731
-    h = jax.hessian(f)(x)
-    curv = -jnp.diag(h)
-    var = jnp.diag(jnp.linalg.inv(-0.5 * (h + h.T)))
-    se = jnp.where(var > 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
     k = x.shape[0]
     steps = jnp.eye(k, dtype=x.dtype) * jnp.where(jnp.isfinite(se), se, 0.0)[:, None]
     grad = jax.vmap(jax.grad(f))
     fd = -jnp.diag(grad(x + steps) - grad(x - steps)) / (2.0 * jnp.where(jnp.isfinite(se), se, 1.0))
     ok = jnp.isfinite(se) & (curv > 0) & jnp.isfinite(fd)
     return jnp.where(ok, fd / jnp.where(ok, curv, 1.0), jnp.nan)
+
+
+def _optimiser_scale_information(res):
+    """The fit's observed information moved to the optimiser's scale by the chain rule
+    (at a maximum the gradient term vanishes): ``J I J`` with ``J = dphi/du``."""
+    x = np.asarray(res.x)
+    d1, _ = res._spec.transform_derivatives(x, res._dyn, xp=np)
+    d1 = np.asarray(d1, dtype=x.dtype)
+    return d1[:, None] * np.asarray(res.information) * d1[None, :]
 
 
 def rough_parameters(res) -> tuple:
@@ -56,8 +62,16 @@ def rough_parameters(res) -> tuple:
     var = np.diag(np.asarray(res.cov)) if res.nparams else np.zeros(0)
     if res.nparams == 0 or not np.all(np.isfinite(var) & (var > 0)):
         return ()
-    r = np.asarray(_curvature_ratios(res._dyn, res._data, jnp.asarray(res.x), loglik=res._loglik,
-                                     spec=res._spec))
+    info = _optimiser_scale_information(res)
+    # at a bound the gradient does not vanish, so the chain rule above does not hold
+    # there (and Wald standard errors are flagged anyway): those are not checked
+    at_bound = np.broadcast_to(np.asarray(res.params_at_bound, bool), (info.shape[0],))
+    curv = np.where(at_bound, np.nan, np.diag(info))
+    with np.errstate(all="ignore"):
+        var_u = np.diag(np.linalg.pinv(info)) if np.all(np.isfinite(info)) else np.full(len(curv), np.nan)
+    se = np.where(var_u > 0, np.sqrt(np.abs(var_u)), np.nan)
+    r = np.asarray(_curvature_ratios(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(se), jnp.asarray(curv),
+                                     loglik=res._loglik, spec=res._spec))
     bad = np.isfinite(r) & ((r > RATIO) | (r < 1.0 / RATIO))
     return tuple(n for n, b in zip(res.names, bad) if b)
 
