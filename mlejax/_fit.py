@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +24,7 @@ from ._inference import (
     observed_information,
 )
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
-from ._result import FitResult
+from ._result import FitFields, FitResult
 from ._smooth import flag_not_smooth
 from ._status import (
     ConvergenceWarning,
@@ -205,25 +206,10 @@ def _shapes_note(params, data) -> str:
     )
 
 
-class FitCore(NamedTuple):
-    """What a fit computes (the array fields of :class:`FitResult`), from either path."""
-
-    params: Any
-    stderr: Any
-    cov: Any
-    information: Any
-    loglik: Any
-    converged: Any
-    n_iter: Any
-    grad_norm: Any
-    status: Any
-    hessian_not_negdef: Any
-    not_identified: Any
-    ill_conditioned: Any
-    condition_number: Any
-    null_vector: Any
-    params_at_bound: Any
-    x: Any
+# What a fit computes, from either path: the array fields of :class:`FitResult` (the
+# fields of :class:`FitFields` without a default), in its order: one field list for both.
+FitCore = NamedTuple("FitCore", [(f.name, Any) for f in dataclasses.fields(FitFields)
+                                 if f.default is dataclasses.MISSING])
 
 
 class Hooks(NamedTuple):
