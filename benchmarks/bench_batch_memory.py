@@ -52,6 +52,15 @@ def child(case: str, b: int, batch_size: int | None) -> None:
             return -0.5 * a @ a - jnp.sum(jnp.log(jnp.diag(chol)))
 
         init = {"ls": mj.Positive(1.0), "amp": mj.Positive(1.0), "noise": mj.Positive(0.5)}
+    stages = []  # peak RSS (MB) when each chunk program is ready: compilation's share of the peak
+    compiled_chunks = _batch.compiled_chunks
+
+    def traced(*args, **kw):
+        out = compiled_chunks(*args, **kw)
+        stages.append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        return out
+
+    _batch.compiled_chunks = traced
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
     res = mj.fit_batch(loglik, init, data, batch_size=batch_size)
@@ -68,7 +77,8 @@ def child(case: str, b: int, batch_size: int | None) -> None:
         rss_before_mb=round(before / 2**20), peak_rss_mb=round(peak / 2**20),
         growth_mb=round((peak - before) / 2**20), budget_mb=_batch._chunk_budget() // 2**20,
         xla_chunk_mb=round((_batch.chunk_bytes(compiled) or 0) / 2**20, 1),
-        hlo_chars=len(chunk_text), converged=int(np.sum(res.converged)))), flush=True)
+        hlo_chars=len(chunk_text), converged=int(np.sum(res.converged)),
+        peak_after_compile_mb=stages[:2])), flush=True)
 
 
 def main() -> None:

@@ -466,7 +466,9 @@ def fit_batch(
         progress: ``True`` shows the fits done (a tqdm bar if installed), updated
             after each chunk inside the compiled call (a ``jax.debug.callback``
             compiled in only when asked) and at the end; or a reporter such as
-            ``mj.progress.Recorder()``.
+            ``mj.progress.Recorder()``. The default ``None`` shows a bar only in an
+            interactive session (terminal or notebook) once the fits have run for
+            2 s; ``False`` never.
         init_axis: ``None`` (default: one start for all), ``0`` (every leaf of
             ``init`` has a leading batch axis), or a pytree prefix of ``init`` with
             ``None``/``0`` per leaf (a constraint marker counts as one leaf; its
