@@ -7,6 +7,7 @@ the RSS just before fit_batch, the first-call and warm times, and the chunk mlej
     python benchmarks/bench_batch_memory.py                       # default chunking
     python benchmarks/bench_batch_memory.py --batch-size 100      # a hand-picked chunk
     python benchmarks/bench_batch_memory.py --cases pairwise --B 3000
+    python benchmarks/bench_batch_memory.py --cases pairwise --B 600 --no-warm --no-trim   # without malloc_trim
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 
 
-def child(case: str, b: int, batch_size: int | None) -> None:
+def child(case: str, b: int, batch_size: int | None, warm: bool = True, trim: bool = True) -> None:
     import resource
     import time
 
@@ -28,6 +29,9 @@ def child(case: str, b: int, batch_size: int | None) -> None:
     jax.config.update("jax_enable_x64", True)
     import mlejax as mj
     from mlejax.backends import _batch
+
+    if not trim:  # the comparison: keep what the compiler freed (glibc's default)
+        _batch._MALLOC_TRIM = None
 
     rng = np.random.default_rng(0)
     if case == "pairwise":
@@ -68,8 +72,9 @@ def child(case: str, b: int, batch_size: int | None) -> None:
     first = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
-    jax.block_until_ready(mj.fit_batch(loglik, init, data, batch_size=batch_size).loglik)
-    warm = time.perf_counter() - t0
+    if warm:
+        jax.block_until_ready(mj.fit_batch(loglik, init, data, batch_size=batch_size).loglik)
+    warm = time.perf_counter() - t0 if warm else float("nan")
     compiled = next(reversed(_batch._COMPILED.values()))
     chunk_text = compiled.as_text()
     print("RESULT " + json.dumps(dict(
@@ -86,16 +91,19 @@ def main() -> None:
     ap.add_argument("--cases", default="pairwise,gp100,gp200")
     ap.add_argument("--B", type=int, default=0, help="fits per case (default: per case)")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--child", nargs=3)
+    ap.add_argument("--no-warm", action="store_true", help="skip the warm call (memory only)")
+    ap.add_argument("--no-trim", action="store_true", help="do not hand freed memory back after compiling")
+    ap.add_argument("--child", nargs=5)
     a = ap.parse_args()
     if a.child:
-        case, b, bs = a.child
-        child(case, int(b), None if bs == "None" else int(bs))
+        case, b, bs, warm, trim = a.child
+        child(case, int(b), None if bs == "None" else int(bs), warm == "1", trim == "1")
         return
     default_b = {"pairwise": 3000, "gp100": 200, "gp200": 100}
     for case in a.cases.split(","):
         b = a.B or default_b[case]
-        out = subprocess.run([sys.executable, __file__, "--child", case, str(b), str(a.batch_size)],
+        flags = [str(int(not a.no_warm)), str(int(not a.no_trim))]
+        out = subprocess.run([sys.executable, __file__, "--child", case, str(b), str(a.batch_size), *flags],
                              capture_output=True, text=True, timeout=3000)
         lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
         print(lines[0][7:] if lines else f"{case}: failed\n{out.stderr[-3000:]}", flush=True)

@@ -3,7 +3,7 @@
 EM for a 1-D two-component Gaussian mixture (N points, ``--iters`` iterations,
 tol=0), ``fit_batch`` of gamma fits in chunks, and ``bootstrap`` of a normal fit in
 chunks. Off, the compiled program has no callback at all; on, EM calls back every
-``iters // 100`` iterations, fit_batch and bootstrap once per chunk (a tqdm bar
+``iters // 20`` iterations, fit_batch and bootstrap once per chunk (a tqdm bar
 writing to a string). The variants are timed interleaved, best of ``--repeats``,
 after a warm-up call each (compilation excluded). Two clocks: wall time, and the
 process's CPU time (all threads; on a shared machine it moves much less with other

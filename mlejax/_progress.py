@@ -27,6 +27,7 @@ import numpy as np
 
 _ACTIVE: list = []
 AUTO_DELAY = 2.0  # seconds before the default (interactive) bar appears
+UPDATES = 20  # updates of a bar over a compiled loop (EM iterations)
 
 
 class Recorder:
@@ -127,9 +128,10 @@ def reporter(progress):
 
 
 def interval(rep, total) -> int:
-    """Iterations between updates: the reporter's own ``every``, or ~100 updates."""
+    """Iterations between updates: the reporter's own ``every``, or ~20 updates (each a host callback that
+    holds up the compiled loop briefly; a bar needs no more)."""
     every = getattr(rep, "every", None)
-    return int(every) if every else max(1, int(total) // 100)
+    return int(every) if every else max(1, int(total) // UPDATES)
 
 
 @contextlib.contextmanager

@@ -327,7 +327,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
             ``MAX_AUTO_STDERR_PARAMS`` (2000) free parameters (the Hessian is
             P x P); ``True`` always, ``False`` never (``res.stderr`` is then None).
         progress: ``True`` shows the iterations and log-likelihood (tqdm if
-            installed), about 100 updates per fit; an ``mj.progress.Recorder()``
+            installed), about 20 updates per fit; an ``mj.progress.Recorder()``
             records the log-likelihood at every iteration (for
             ``mj.plot.trace``). Off (``False``, or the default ``None`` outside an
             interactive session) the compiled loop has no callback; ``None`` in a
