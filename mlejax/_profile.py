@@ -39,10 +39,10 @@ from .solvers._driver import minimise
 from .solvers._solvers import Newton, Objective
 
 _INNER_TOL = 1e-10
-PROGRESS_UPDATES = 20  # with progress on, a grid runs in about this many calls
 _INNER_MAXITER = 100
 _N_EXPAND = 60  # doublings of the bracket step before declaring the side unbounded
 _N_ROOT = 100  # safeguarded Newton / bisection iterations per end
+PROGRESS_UPDATES = 20  # with progress on, a grid runs in about this many calls
 
 
 class Profile(NamedTuple):
