@@ -36,19 +36,40 @@ class NewtonProposal(NamedTuple):
     within_noise: Any  # converged if the step is rejected (noise floor)
 
 
-def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
-    """The damped, eigenvalue-modified Newton step and the convergence tests at ``x``."""
-    eps = xp.finfo(x.dtype).eps
-    # Jacobi scaling makes the eigenvalue floor and the damping unit-free.
+class ScaledEigen(NamedTuple):
+    s: Any  # the Jacobi scaling sqrt|diag H| (1 where the diagonal is 0)
+    w: Any  # eigenvalues (ascending, signed) of the scaled Hessian H / (s s')
+    v: Any  # its eigenvectors (columns)
+    gv: Any  # the scaled gradient g / s in that eigenbasis
+
+
+def jacobi_scale(xp, hess):
+    """``sqrt|diag H|``, 1 where the diagonal is 0."""
     dg = xp.abs(xp.diag(hess))
-    s = xp.where(dg > 0, xp.sqrt(dg), 1.0)
-    w_signed, v = eigh(hess / xp.outer(s, s), xp)
-    w = xp.abs(w_signed)
-    scale = xp.max(w, initial=0.0)
-    gv = v.T @ (g / s)
-    w_mod = xp.maximum(w, scale * eps)
-    q = -gv / (w_mod + lam)  # the step in the scaled eigenbasis
-    p = (v @ q) / s
+    return xp.where(dg > 0, xp.sqrt(dg), 1.0)
+
+
+def scaled_eigen(xp, g, hess, s=None) -> ScaledEigen:
+    """The eigen-decomposition of the scaled Hessian ``H / (s s')`` (Jacobi scaling by
+    default): scaling makes eigenvalue floors, damping and trust radii unit-free."""
+    s = jacobi_scale(xp, hess) if s is None else s
+    w, v = eigh(hess / xp.outer(s, s), xp)
+    return ScaledEigen(s, w, v, v.T @ (g / s))
+
+
+class Convergence(NamedTuple):
+    p_newton: Any  # the exact Newton step (0 where the Hessian is not positive definite)
+    negligible: Any  # converged: take p_newton and stop
+    within_noise: Any  # converged if the step is rejected (noise floor)
+    w_mod: Any  # |eigenvalues| floored at eps * the largest
+
+
+def newton_convergence(xp, x, e: ScaledEigen, tol) -> Convergence:
+    """The convergence tests at ``x``, shared by Newton and the trust-region Newton."""
+    eps = xp.finfo(x.dtype).eps
+    s, w_signed, v, gv = e
+    scale = xp.max(xp.abs(w_signed), initial=0.0)
+    w_mod = xp.maximum(xp.abs(w_signed), scale * eps)
     # Converged when the Newton decrement g'|H|^-1 g (twice the gain still available,
     # in log-likelihood units: unchanged by adding a constant to the log-likelihood
     # or rescaling parameters) is below tol, or the exact Newton step is negligible:
@@ -68,9 +89,17 @@ def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
     # ~1e-5 standard errors: a rejected step that small also means converged.
     within_noise = pd & xp.all(step_size <= 1e-4)
     # At a stationary point that is no maximum, stay (the information analysis flags it).
-    p = xp.where(negligible, xp.where(pd, p_newton, 0.0 * p), p)
-    predicted = -(gv @ q + 0.5 * xp.sum(w_mod * q**2))
-    return NewtonProposal(p, predicted, negligible, within_noise)
+    return Convergence(xp.where(pd, p_newton, 0.0 * p_newton), negligible, within_noise, w_mod)
+
+
+def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
+    """The damped, eigenvalue-modified Newton step and the convergence tests at ``x``."""
+    e = scaled_eigen(xp, g, hess)
+    c = newton_convergence(xp, x, e, tol)
+    q = -e.gv / (c.w_mod + lam)  # the step in the scaled eigenbasis
+    p = xp.where(c.negligible, c.p_newton, (e.v @ q) / e.s)
+    predicted = -(e.gv @ q + 0.5 * xp.sum(c.w_mod * q**2))
+    return NewtonProposal(p, predicted, c.negligible, c.within_noise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,22 +150,24 @@ class Newton(Solver):
         lam, nu = nielsen_update(xp, ok, rho, state.lam, state.nu)
         rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
         stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
-        code = xp.where(ok, RUNNING, code_for_rejected(xp, f_new))
-        # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
-        # finite ones that the optimum is lost in rounding.
-        given_up = xp.where(
-            finite(xp, f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
-        )
-        code = xp.where(stalled & (code == RUNNING), given_up, code)
-        code = xp.where(prop.negligible | (prop.within_noise & ~ok), int(Status.SUCCESS), code)
+        code = second_order_code(xp, ok, stalled, prop, f_new, g_new, h_new)
+        x, f, g, h = pick_step(xp, ok, (x_new, f_new, g_new, h_new), (x, f, g, state.hess))
+        return Step(x, f, g, NewtonState(h, lam, nu), code)
 
-        def pick(a, b):
-            return xp.where(ok, a, b)
 
-        return Step(
-            pick(x_new, x),
-            pick(f_new, f),
-            pick(g_new, g),
-            NewtonState(pick(h_new, state.hess), lam, nu),
-            code,
-        )
+def second_order_code(xp, ok, stalled, prop, f_new, g_new, h_new):
+    """The status after a second-order step (Newton or trust region): RUNNING, SUCCESS
+    when converged, or why it cannot go on once the step lengths ran out (``stalled``)."""
+    code = xp.where(ok, RUNNING, code_for_rejected(xp, f_new))
+    # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
+    # finite ones that the optimum is lost in rounding.
+    given_up = xp.where(
+        finite(xp, f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
+    )
+    code = xp.where(stalled & (code == RUNNING), given_up, code)
+    return xp.where(prop.negligible | (prop.within_noise & ~ok), int(Status.SUCCESS), code)
+
+
+def pick_step(xp, ok, new, old):
+    """The trial point's values where the step is accepted, else the old ones."""
+    return tuple(xp.where(ok, a, b) for a, b in zip(new, old))
