@@ -45,38 +45,38 @@ def trust_subproblem(xp, w, gv, radius):
     eps = xp.finfo(w.dtype).eps
     scale = xp.maximum(xp.max(xp.abs(w), initial=0.0), 1.0)
     lam_lo = xp.maximum(-w[0], 0.0)
+    shift = w + lam_lo  # >= 0, exactly 0 for the lowest eigenvalue when it is negative
+    # The iteration runs on mu = lam - lam_lo: near the pole w + lam keeps full precision.
 
-    def q_of(lam):
-        d = w + lam
+    def q_of(mu):
+        d = shift + mu
         return xp.where(d > 0, -gv / xp.where(d > 0, d, 1.0), 0.0)
 
     pd = w[0] > 1e4 * eps * scale
     q0 = q_of(xp.zeros((), w.dtype))
     interior = pd & (xp.linalg.norm(q0) <= radius)
-    lam_start = lam_lo + 1e-10 * scale
-    reach = xp.linalg.norm(q_of(lam_start)) > radius  # the easy case: |q| = radius has a root
+    mu_start = 1e-10 * scale
+    q_in = q_of(mu_start)
+    reach = xp.linalg.norm(q_in) > radius  # the easy case: |q| = radius has a root
 
-    def secular_newton(lam):
-        d = w + lam
-        q = q_of(lam)
+    def secular_newton(mu):
+        d = shift + mu
+        q = q_of(mu)
         qn = xp.linalg.norm(q)
         dq = xp.sum(xp.where(d > 0, q**2 / xp.where(d > 0, d, 1.0), 0.0))  # -d|q|^2/dlam / 2
         step = (qn**2 / xp.where(dq > 0, dq, 1.0)) * (qn / radius - 1.0)
-        return xp.where((qn > 0) & (dq > 0), lam + step, lam)
+        return xp.where((qn > 0) & (dq > 0), mu + step, mu)
 
-    lam_easy = _repeat(xp, SECULAR_ITERATIONS, secular_newton, lam_start)
+    mu = _repeat(xp, SECULAR_ITERATIONS, secular_newton, mu_start)
     # Hard case: lam = -w_min, the rest of the ball along the lowest eigenvector (signed
-    # so that the linear term does not grow).
-    q_in = q_of(lam_start)
-    q_hard = q_in
-    rest = xp.sqrt(xp.maximum(radius**2 - xp.sum(q_hard[1:] ** 2), 0.0))
+    # so that the linear term does not grow). Only along clearly negative curvature: a
+    # flat direction (an unidentified parameter) is not worth the whole radius.
+    rest = xp.sqrt(xp.maximum(radius**2 - xp.sum(q_in[1:] ** 2), 0.0))
     sign = xp.where(gv[0] > 0, -1.0, 1.0)
-    q_hard = xp.concatenate([(sign * rest)[None], q_hard[1:]])
-    # Only along a direction of clearly negative curvature: a flat one (an unidentified
-    # parameter) is not worth the whole radius.
+    q_hard = xp.concatenate([(sign * rest)[None], q_in[1:]])
     q_hard = xp.where(w[0] < -1e4 * eps * scale, q_hard, q_in)
-    lam = xp.where(interior, 0.0, xp.where(reach, lam_easy, lam_lo))
-    q = xp.where(interior, q0, xp.where(reach, q_of(lam_easy), q_hard))
+    lam = xp.where(interior, 0.0, lam_lo + xp.where(reach, mu, 0.0))
+    q = xp.where(interior, q0, xp.where(reach, q_of(mu), q_hard))
     return q, lam
 
 
