@@ -12,8 +12,8 @@ With ``--generic`` it prints the generic-fit table instead (issue 13): every dat
 from both certified starts through ``mj.fit`` on the concentrated Gaussian
 log-likelihood ``-n/2 * log(RSS(b)/n)`` (default ``"newton"`` and
 ``"trust-region"``), and the same function through scipy ``minimize(method=
-"trust-exact")`` and BFGS and ``least_squares(method="lm")`` on the residuals, all
-with exact JAX derivatives, in the same run. Each fit is correct (>= 6 significant
+"trust-exact")`` and BFGS (``gtol=1e-10``) and ``least_squares(method="lm")`` on the
+residuals (``ftol=xtol=gtol=1e-15``), all with exact JAX derivatives, in the same run. Each fit is correct (>= 6 significant
 digits against the certified values), flagged (the method says it failed: mlejax's
 status is not SUCCESS, scipy's ``success`` is False) or silently wrong (says success,
 fewer than 6 digits). A correct fit that is flagged all the same is counted correct
@@ -277,11 +277,13 @@ def _scipy(kind):
             warnings.simplefilter("ignore")
             try:
                 if kind == "lm":
-                    res = optimize.least_squares(as_np(r), b0, jac=as_np(j), method="lm")
+                    res = optimize.least_squares(as_np(r), b0, jac=as_np(j), method="lm",
+                                                 ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=10_000)
                 else:
                     hess = as_np(h) if kind == "trust-exact" else None
                     res = optimize.minimize(lambda b: float(f(jnp.asarray(b), data)), b0,
-                                            jac=as_np(g), hess=hess, method=kind)
+                                            jac=as_np(g), hess=hess, method=kind,
+                                            options=dict(gtol=1e-10, maxiter=2000))
             except (ValueError, np.linalg.LinAlgError) as e:  # scipy gave up: a flag
                 return np.full(b0.size, np.nan), False, type(e).__name__
         return res.x, bool(res.success), str(res.get("message", res.status))[:30]

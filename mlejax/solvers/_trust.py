@@ -20,7 +20,7 @@ SECULAR_ITERATIONS = 12  # Newton steps on the secular equation (converges in ~3
 
 class TrustState(NamedTuple):
     hess: Any
-    radius: Any  # trust radius in the scaled coordinates (<= 0: not set yet)
+    radius: Any  # trust radius in the scaled coordinates (starts at 1)
     scale: Any  # Moré's scaling: the largest sqrt|diag H| seen so far
 
 
@@ -82,10 +82,9 @@ def trust_subproblem(xp, w, gv, radius):
 
 def trust_proposal(xp, x, g, hess, radius, scale, tol):
     """The trust-region step at ``x`` and the convergence tests (Newton's). Returns the
-    proposal and the radius used (set from the modified Newton step on the first call)."""
+    proposal and the step's length in the scaled coordinates."""
     e = scaled_eigen(xp, g, hess, scale)
     c = newton_convergence(xp, x, e, tol)
-    radius = xp.where(radius > 0, radius, xp.minimum(xp.linalg.norm(e.gv / c.w_mod), 1.0))
     q, _ = trust_subproblem(xp, e.w, e.gv, radius)
     # Unlike Newton, do not stop at a flat saddle: follow its negative curvature.
     eps = xp.finfo(x.dtype).eps
@@ -93,7 +92,7 @@ def trust_proposal(xp, x, g, hess, radius, scale, tol):
     negligible = c.negligible & ~saddle
     p = xp.where(negligible, c.p_newton, (e.v @ q) / e.s)
     predicted = -(e.gv @ q + 0.5 * xp.sum(e.w * q**2))
-    return NewtonProposal(p, predicted, negligible, c.within_noise), xp.linalg.norm(q), radius
+    return NewtonProposal(p, predicted, negligible, c.within_noise), xp.linalg.norm(q)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +102,10 @@ class TrustRegion(Solver):
     Each step minimises the quadratic model of ``-loglik`` (exact autodiff gradient and
     Hessian, its true eigenvalues: negative curvature is followed, not flipped) inside a
     ball of radius ``Delta`` in the coordinates scaled by ``sqrt|diag H|`` (so the
-    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at the
-    length of the (eigenvalue-modified) Newton step, shrinks to a quarter of the step
-    after a poor or rejected step and doubles after a good step on its boundary. A step
+    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at 1
+    (a step the model says changes the log-likelihood by about one unit per parameter),
+    shrinks to a quarter of the step after a poor or rejected step and doubles after a
+    good step on its boundary. A step
     is accepted only if the log-likelihood is finite and rises by at least ``accept``
     times the predicted gain: a NaN/inf or lower value is never accepted. Convergence
     and statuses are Newton's (decrement ``g'|H|^-1 g <= tol`` or a Newton step below
@@ -113,14 +113,16 @@ class TrustRegion(Solver):
 
     Slower per step than ``"newton"`` (a secular-equation solve on top of the
     eigen-decomposition) and not the default; it reaches the maximum from some starts
-    where Newton stops and flags (``PRECISION_LOSS``), e.g. NIST's MGH09 and Eckerle4.
+    where Newton stops and flags (``NOT_MAXIMUM``, ``MAX_ITER``), e.g. NIST's MGH09 and
+    Eckerle4 from their first certified start, and it leaves a saddle point, where the
+    gradient is zero and Newton cannot move (``docs/local_optima.md``).
 
     Examples:
         >>> import jax.numpy as jnp, mlejax as mj
-        >>> ll = lambda p, x: -jnp.sum((x - p["m"]) ** 2) - (p["m"] - 1.0) ** 4
-        >>> res = mj.fit(ll, {"m": 0.0}, jnp.arange(3.0), method="trust-region")
-        >>> round(float(res.params["m"]), 6), res.method, bool(res.converged)
-        (1.0, 'trust-region', True)
+        >>> ll = lambda p, x: -jnp.sum((p["a"] ** 2 - x) ** 2)  # a saddle at a = 0
+        >>> res = mj.fit(ll, {"a": 0.0}, jnp.array([1.0, 2.0, 3.0]), method="trust-region")
+        >>> round(abs(float(res.params["a"])), 6), res.method, bool(res.converged)
+        (1.414214, 'trust-region', True)
     """
 
     accept: float = 1e-4
@@ -134,7 +136,7 @@ class TrustRegion(Solver):
     def init(self, obj, x, tol):
         f, g, h = obj.value_grad_hess(x)
         xp = obj.xp
-        return Step(x, f, g, TrustState(h, xp.zeros((), x.dtype), jacobi_scale(xp, h)), RUNNING)
+        return Step(x, f, g, TrustState(h, xp.ones((), x.dtype), jacobi_scale(xp, h)), RUNNING)
 
     def hessian(self, state):
         return state.hess
@@ -142,7 +144,8 @@ class TrustRegion(Solver):
     def step(self, obj, x, f, g, state, tol):
         xp = obj.xp
         eps = xp.finfo(x.dtype).eps
-        prop, qn, radius = trust_proposal(xp, x, g, state.hess, state.radius, state.scale, tol)
+        radius = state.radius
+        prop, qn = trust_proposal(xp, x, g, state.hess, radius, state.scale, tol)
         x_new = x + prop.p
         f_new, g_new, h_new = obj.value_grad_hess(x_new)
         rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
