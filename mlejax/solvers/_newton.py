@@ -102,8 +102,50 @@ def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
     return NewtonProposal(p, predicted, c.negligible, c.within_noise)
 
 
+class Trial(NamedTuple):
+    x: Any
+    f: Any
+    g: Any
+    h: Any
+    rho: Any  # gain ratio: actual decrease of f over the decrease the model predicts
+    ok: Any  # accepted
+    rel_step: Any  # the largest step relative to max(|x|, 1)
+
+
+class SecondOrder(Solver):
+    """What Newton and the trust-region Newton share: exact Hessians, host-capable, the
+    Hessian kept in the state (``state.hess``), and the acceptance test of a step."""
+
+    accept: float  # the least gain ratio accepted (a dataclass field of each solver)
+    default_tol = 1e-10
+    host = True
+    order = 2
+
+    def hessian(self, state):
+        return state.hess
+
+    def trial(self, obj, x, f, g, prop: NewtonProposal) -> Trial:
+        """Evaluate ``x + prop.p``; accepted only if finite and the log-likelihood rises
+        by at least ``accept`` times the predicted gain (a negligible step, which can
+        only improve f up to rounding noise, is taken)."""
+        xp = obj.xp
+        x_new = x + prop.p
+        f_new, g_new, h_new = obj.value_grad_hess(x_new)
+        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
+        ok = finite(xp, f_new, g_new, h_new) & (
+            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
+        )
+        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
+        return Trial(x_new, f_new, g_new, h_new, rho, ok, rel_step)
+
+    def finish(self, obj, x, f, g, hess, t: Trial, stalled, prop):
+        """The status and the point after a trial: ``(code, x, f, g, hess)``."""
+        code = second_order_code(obj.xp, t.ok, stalled, prop, t.f, t.g, t.h)
+        return (code, *pick_step(obj.xp, t.ok, (t.x, t.f, t.g, t.h), (x, f, g, hess)))
+
+
 @dataclasses.dataclass(frozen=True)
-class Newton(Solver):
+class Newton(SecondOrder):
     """Newton's method with the exact Hessian, made safe far from the optimum.
 
     Each step solves ``(|H| + lam D) p = -g`` where ``|H|`` replaces the eigenvalues
@@ -122,36 +164,20 @@ class Newton(Solver):
     accept: float = 1e-4
 
     name = "newton"
-    default_tol = 1e-10
     default_maxiter = 200
-    host = True
-    order = 2
 
     def init(self, obj, x, tol):
         f, g, h = obj.value_grad_hess(x)
         zero = obj.xp.zeros((), x.dtype)
         return Step(x, f, g, NewtonState(h, zero, zero + 2.0), RUNNING)
 
-    def hessian(self, state):
-        return state.hess
-
     def step(self, obj, x, f, g, state, tol):
-        xp = obj.xp
-        eps = xp.finfo(x.dtype).eps
-        prop = newton_proposal(xp, x, g, state.hess, state.lam, tol)
-        x_new = x + prop.p
-        f_new, g_new, h_new = obj.value_grad_hess(x_new)
-        # gain ratio: actual decrease over the decrease the (modified) quadratic model predicts
-        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
-        # A negligible step can only improve f (up to rounding noise in f): take it.
-        ok = finite(xp, f_new, g_new, h_new) & (
-            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
-        )
-        lam, nu = nielsen_update(xp, ok, rho, state.lam, state.nu)
-        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
-        stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
-        code = second_order_code(xp, ok, stalled, prop, f_new, g_new, h_new)
-        x, f, g, h = pick_step(xp, ok, (x_new, f_new, g_new, h_new), (x, f, g, state.hess))
+        eps = obj.xp.finfo(x.dtype).eps
+        prop = newton_proposal(obj.xp, x, g, state.hess, state.lam, tol)
+        t = self.trial(obj, x, f, g, prop)
+        lam, nu = nielsen_update(obj.xp, t.ok, t.rho, state.lam, state.nu)
+        stalled = ~t.ok & ((lam > 1e16) | (t.rel_step < eps))
+        code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
         return Step(x, f, g, NewtonState(h, lam, nu), code)
 
 

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from jax import lax
 
-from ._base import RUNNING, Solver, Step, finite, flat_but_better
-from ._newton import NewtonProposal, jacobi_scale, newton_convergence, pick_step, scaled_eigen, second_order_code
+from ._base import RUNNING, Step
+from ._newton import NewtonProposal, SecondOrder, jacobi_scale, newton_convergence, scaled_eigen
 
 SECULAR_ITERATIONS = 12  # Newton steps on the secular equation (converges in ~3-6)
 
@@ -96,7 +96,7 @@ def trust_proposal(xp, x, g, hess, radius, scale, tol):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrustRegion(Solver):
+class TrustRegion(SecondOrder):
     """Trust-region Newton with the exact subproblem (Moré-Sorensen), for hard starts.
 
     Each step minimises the quadratic model of ``-loglik`` (exact autodiff gradient and
@@ -128,36 +128,22 @@ class TrustRegion(Solver):
     accept: float = 1e-4
 
     name = "trust-region"
-    default_tol = 1e-10
     default_maxiter = 500
-    host = True
-    order = 2
 
     def init(self, obj, x, tol):
         f, g, h = obj.value_grad_hess(x)
         xp = obj.xp
         return Step(x, f, g, TrustState(h, xp.ones((), x.dtype), jacobi_scale(xp, h)), RUNNING)
 
-    def hessian(self, state):
-        return state.hess
-
     def step(self, obj, x, f, g, state, tol):
         xp = obj.xp
-        eps = xp.finfo(x.dtype).eps
         radius = state.radius
         prop, qn = trust_proposal(xp, x, g, state.hess, radius, state.scale, tol)
-        x_new = x + prop.p
-        f_new, g_new, h_new = obj.value_grad_hess(x_new)
-        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
-        ok = finite(xp, f_new, g_new, h_new) & (
-            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
-        )
-        good = ok & (rho > 0.75) & (qn >= 0.99 * radius)
-        poor = ~ok | (rho < 0.25)
+        t = self.trial(obj, x, f, g, prop)
+        good = t.ok & (t.rho > 0.75) & (qn >= 0.99 * radius)
+        poor = ~t.ok | (t.rho < 0.25)
         radius = xp.where(poor, 0.25 * xp.minimum(radius, qn), xp.where(good, 2.0 * radius, radius))
-        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
-        stalled = ~ok & (rel_step < eps)
-        code = second_order_code(xp, ok, stalled, prop, f_new, g_new, h_new)
-        x, f, g, h = pick_step(xp, ok, (x_new, f_new, g_new, h_new), (x, f, g, state.hess))
-        scale = xp.where(ok, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
+        stalled = ~t.ok & (t.rel_step < xp.finfo(x.dtype).eps)
+        code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
+        scale = xp.where(t.ok, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
         return Step(x, f, g, TrustState(h, radius, scale), code)
