@@ -24,12 +24,15 @@ class TrustState(NamedTuple):
     scale: Any  # Moré's scaling: the largest sqrt|diag H| seen so far
 
 
-def _repeat(xp, n, body, val):
-    """``val = body(val)`` n times: a ``fori_loop`` when compiled (small program), a
-    Python loop on the host."""
+def _repeat(xp, n, body, val, skip=False):
+    """``val = body(val)`` n times: a ``fori_loop`` when compiled (small program); on
+    the host a Python loop that stops once ``val`` is fixed, or at once if ``skip``."""
     if xp is np:
-        for _ in range(n):
-            val = body(val)
+        for _ in range(0 if skip else n):
+            new = body(val)
+            if new == val:
+                break
+            val = new
         return val
     return lax.fori_loop(0, n, lambda _, v: body(v), val)
 
@@ -67,7 +70,7 @@ def trust_subproblem(xp, w, gv, radius):
         step = (qn**2 / xp.where(dq > 0, dq, 1.0)) * (qn / radius - 1.0)
         return xp.where((qn > 0) & (dq > 0), mu + step, mu)
 
-    mu = _repeat(xp, SECULAR_ITERATIONS, secular_newton, mu_start)
+    mu = _repeat(xp, SECULAR_ITERATIONS, secular_newton, mu_start, skip=interior | ~reach)
     # Hard case: lam = -w_min, the rest of the ball along the lowest eigenvector (signed
     # so that the linear term does not grow). Only along clearly negative curvature: a
     # flat direction (an unidentified parameter) is not worth the whole radius.
