@@ -145,8 +145,10 @@ class TrustRegion(SecondOrder):
         t = self.trial(obj, x, f, g, prop)
         good = t.ok & (t.rho > 0.75) & (qn >= 0.99 * radius)
         poor = ~t.ok | (t.rho < 0.25)
+        qn = xp.where(xp.isfinite(qn), qn, radius)  # a NaN step (NaN Hessian) shrinks it too
         radius = xp.where(poor, 0.25 * xp.minimum(radius, qn), xp.where(good, 2.0 * radius, radius))
-        stalled = ~t.ok & (t.rel_step < xp.finfo(x.dtype).eps)
+        # Out of step lengths: the step is lost in rounding, or the radius collapsed.
+        stalled = ~t.ok & ((t.rel_step < xp.finfo(x.dtype).eps) | (radius < 1e-30))
         code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
         scale = xp.where(t.ok, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
         return Step(x, f, g, TrustState(h, radius, scale), code)
