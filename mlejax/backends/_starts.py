@@ -1,0 +1,46 @@
+"""A multi-start fit as one compiled call: the fits from every start run through
+:func:`mlejax.backends._batch.run_fits` (the chunked vmap of ``fit_batch``) over the
+stack of starting values, the data shared; the host then summarises the maxima
+(:func:`mlejax._starts.summarise`) and keeps the best converged fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._fit import FitCore, _is_concrete
+from .._starts import best_start, start_values, summarise
+from ._batch import bytes_per_fit, run_fits
+
+
+@dataclasses.dataclass(frozen=True)
+class _StartMaker:
+    """Builds the fit from one start: its values, the shared bounds and data."""
+
+    def __call__(self, values, shared):
+        dyn, data = shared
+        return dyn._replace(values=values), data
+
+
+def fit_from_starts(starts, key, spec, dyn, data, tol, maxiter, codes, static):
+    """Fit from every start of ``starts`` (see :func:`mlejax._starts.start_values`) in one
+    compiled call. Returns ``(core, dyn, summary)``: the :class:`mlejax._fit.FitCore` and
+    the parametrisation of the best start, and the :class:`StartsSummary`."""
+    if not all(map(_is_concrete, jax.tree_util.tree_leaves((dyn, data, tol)))):
+        raise ValueError("starts= runs outside jax.jit/jax.vmap (it summarises the maxima on the host); "
+                         "call mj.fit with concrete inputs, or vmap single-start fits yourself.")
+    values = start_values(starts, key, spec, dyn)
+    data_elems = sum(math.prod(jnp.shape(a)) for a in jax.tree_util.tree_leaves(data))
+    out = run_fits(values, (dyn, data), np.asarray(tol, dyn.values[0].dtype), codes, _StartMaker(), static,
+                   maxiter, None, bytes_per_fit(data_elems, spec.nparams, static["cov_type"]))
+    phi = jax.vmap(spec.natural_flat)(out["params"])
+    se = jax.vmap(spec.natural_flat)(out["stderr"])
+    summary = summarise(out["loglik"], out["converged"], phi, se, spec.names)
+    i = summary.best if summary.best >= 0 else best_start(out["loglik"], out["converged"])
+    pick = lambda tree: jax.tree_util.tree_map(lambda a: a[i], tree)  # noqa: E731
+    core = FitCore(**{f: pick(out[f]) for f in FitCore._fields})
+    return core, pick(out["_dyn"]), summary
