@@ -17,6 +17,7 @@ from ._fit import fit as fit
 from ._modelfit import ModelResult as ModelResult
 from ._profile import Profile as Profile
 from ._result import DeltaResult as DeltaResult, FitResult as FitResult
+from ._starts import LocalOptimaWarning as LocalOptimaWarning, Maximum as Maximum, StartsSummary as StartsSummary
 from ._status import (
     ConvergenceWarning as ConvergenceWarning,
     HessianWarning as HessianWarning,

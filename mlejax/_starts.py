@@ -91,6 +91,7 @@ class StartsSummary:
     single_start_best: bool
     near_tie: bool
     names: tuple = ()
+    tie_tol: float = 0.0  # log-likelihoods of maxima closer than this to the best one tie
 
     @property
     def n_maxima(self) -> int:
@@ -118,7 +119,7 @@ class StartsSummary:
                 f"the best maximum was reached by only 1 of {self.n_starts} starts: a higher one may "
                 "exist that no start found; run more starts (e.g. starts=64)")
         if self.near_tie:
-            ties = [m for m in self.maxima[1:] if _tied(m.loglik, self.maxima[0].loglik)]
+            ties = [m for m in self.maxima[1:] if abs(m.loglik - self.maxima[0].loglik) <= self.tie_tol]
             out.append(
                 f"{len(ties) + 1} distinct maxima have the same log-likelihood "
                 f"({self.maxima[0].loglik:.10g}): label switching or parameters the data do not "
@@ -133,24 +134,25 @@ class StartsSummary:
         return "\n".join(lines)
 
 
-def _tied(a: float, b: float) -> bool:
-    return abs(a - b) <= LOGLIK_RTOL * max(1.0, abs(b))
-
-
-def _same(phi_a, phi_b, se_b) -> bool:
-    tol = np.where(np.isfinite(se_b) & (se_b > 0), SAME_SE * se_b, SAME_RTOL * np.maximum(1.0, np.abs(phi_b)))
-    return bool(np.all(np.abs(phi_a - phi_b) <= tol))
-
-
-def summarise(loglik, converged, phi, se=None, names=()) -> StartsSummary:
+def summarise(loglik, converged, phi, se=None, names=(), *, loglik_atol=0.0, phi_atol=0.0) -> StartsSummary:
     """The distinct maxima among the converged starts (host numpy).
 
     ``loglik``/``converged``: ``(S,)``; ``phi``: ``(S, k)`` free parameters, or any
     ``(S, m)`` fingerprint of the fitted model (a mixture's log-densities: permuted
     labels give the same fingerprint); ``se``: ``(S, k)`` standard errors (None: the
-    relative tolerance alone). Starts are grouped greedily, best first, each joining
-    the first maximum it matches.
+    relative tolerance alone). ``loglik_atol``/``phi_atol``: absolute tolerances that
+    widen the relative ones, for optimisers that stop further from the maximum (EM).
+    Starts are grouped greedily, best first, each joining the first maximum it matches.
     """
+
+    def tied(a, b):
+        return abs(a - b) <= max(LOGLIK_RTOL * max(1.0, abs(b)), loglik_atol)
+
+    def same(i, r):
+        scale = np.maximum(SAME_RTOL * np.maximum(1.0, np.abs(phi[r])), phi_atol)
+        tol = np.where(np.isfinite(se[r]) & (se[r] > 0), SAME_SE * se[r], scale)
+        return tied(ll[i], ll[r]) and bool(np.all(np.abs(phi[i] - phi[r]) <= tol))
+
     ll = np.asarray(loglik, dtype=float)
     ok = np.asarray(converged, dtype=bool) & np.isfinite(ll)
     phi = np.asarray(phi, dtype=float).reshape(ll.shape[0], -1)
@@ -158,7 +160,7 @@ def summarise(loglik, converged, phi, se=None, names=()) -> StartsSummary:
     reps, counts = [], []
     for i in sorted(np.flatnonzero(ok), key=lambda i: -ll[i]):
         for j, r in enumerate(reps):
-            if _tied(ll[i], ll[r]) and _same(phi[i], phi[r], se[r]):
+            if same(i, r):
                 counts[j] += 1
                 break
         else:
@@ -172,8 +174,9 @@ def summarise(loglik, converged, phi, se=None, names=()) -> StartsSummary:
         maxima=maxima,
         best=int(reps[0]) if reps else -1,
         single_start_best=bool(reps) and counts[0] == 1 and ll.shape[0] > 1,
-        near_tie=any(_tied(m.loglik, maxima[0].loglik) for m in maxima[1:]),
+        near_tie=any(tied(m.loglik, maxima[0].loglik) for m in maxima[1:]),
         names=tuple(names),
+        tie_tol=max(LOGLIK_RTOL * max(1.0, abs(maxima[0].loglik)), loglik_atol) if maxima else 0.0,
     )
 
 

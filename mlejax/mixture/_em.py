@@ -66,6 +66,12 @@ class EMRun(NamedTuple):
     n_iter: Any
     status: Any
     decreased: Any
+    fingerprint: Any  # log p(x_i) at the first FINGERPRINT_POINTS observations (label-free)
+
+
+# Restarts reached the same maximum when their fitted densities agree at this many
+# observations (a mixture's label switching leaves the density unchanged).
+FINGERPRINT_POINTS = 64
 
 
 class EMOutput(NamedTuple):
@@ -81,6 +87,8 @@ class EMOutput(NamedTuple):
     converged: Any
     nobs: Any  # the sum of the weights
     finite_data: Any  # False: the data contain NaN/inf
+    restart_status: Any = None  # the status of each restart
+    restart_fingerprints: Any = None  # (n_init, m): each restart's log-density at m observations
 
 
 def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
@@ -173,8 +181,9 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
                 state0 = model.init_from_resp(resp, data)
         c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
-        ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
-        return EMRun(params, ll, c.n_iter, c.status, c.decreased)
+        logdens = jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1)
+        ll = jnp.sum(data.w * logdens)
+        return EMRun(params, ll, c.n_iter, c.status, c.decreased, logdens[:FINGERPRINT_POINTS])
 
     if n_init == 1:  # no batch axis of one inside the loop
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
@@ -182,11 +191,14 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         runs = jax.vmap(one)(keys)
     best = best_run(runs)
     return EMOutput(
-        *best,
+        params=best.params, loglik=best.loglik, n_iter=best.n_iter, status=best.status,
+        decreased=best.decreased,
         restart_logliks=runs.loglik,
         converged=best.status == int(Status.SUCCESS),
         nobs=data.total,
         finite_data=jnp.all(jnp.isfinite(x)),
+        restart_status=runs.status,
+        restart_fingerprints=runs.fingerprint,
     )
 
 
