@@ -217,3 +217,44 @@ def test_starts_refused_under_jit():
                                  key=jax.random.key(0)).loglik)
     with pytest.raises(ValueError, match="starts= runs outside jax.jit"):
         f(np.array([0.1, 0.5, -0.3]))
+
+
+# -- starts= on a generic mixture (mj.em on mj.Mixture) ----------------------------------------
+
+POIS_X = np.r_[np.repeat(np.arange(5), [8, 14, 12, 6, 2]), np.repeat(np.arange(8, 14), [3, 6, 9, 8, 5, 2])].astype(float)
+
+
+def test_em_starts_on_a_generic_mixture_find_the_symmetric_fixed_point_and_the_maximum():
+    model = mj.Mixture(mj.dist.Poisson(), 2)
+    rates = np.array([[1.0, 10.0], [10.0, 1.0], [3.0, 3.0], [7.0, 7.0]])
+    stack = {"weights": np.full((4, 2), 0.5), "rate": rates}
+    res = mj.em(model, POIS_X, starts=stack, tol=1e-10, stderr=False)
+    s = res.starts
+    assert (s.n_starts, s.n_converged, s.n_maxima, s.counts) == (4, 4, 2, (2, 2)) and not s.flagged
+    # equal rates stay equal: EM's fixed point there is the one-component MLE, rate = mean(x)
+    lam = POIS_X.mean()
+    one = np.sum(POIS_X * np.log(lam) - lam - np.array([np.sum(np.log(np.arange(1, k + 1))) for k in POIS_X]))
+    assert s.logliks[1] == pytest.approx(one, abs=1e-6)
+    # the best maximum is what EM from the first start alone reaches (labels swapped or not)
+    single = mj.em(model, POIS_X, init={"weights": np.full(2, 0.5), "rate": rates[0]}, tol=1e-10, stderr=False)
+    assert s.logliks[0] == pytest.approx(float(single.loglik), abs=1e-6)
+    np.testing.assert_allclose(np.sort(np.asarray(res.params["rate"])), np.sort(np.asarray(single.params["rate"])),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(starts=2, n_init=3), ValueError, "give either starts= or init=/n_init="),
+        (dict(starts=0), ValueError, "starts=0 must be an integer >= 1"),
+        (dict(starts={"weights": np.full((2, 2), 0.5), "rate": np.ones((3, 2))}), ValueError,
+         "stacked along a leading axis of the same length"),
+        (dict(starts={"weights": np.full((2, 2), 0.5), "rate": -np.ones((2, 2))}), ValueError,
+         "not strictly above its lower bound"),
+        (dict(starts=lambda k: {"weights": jnp.full(2, 0.5), "rate": jnp.ones(2)}), ValueError,
+         "pass a stack of keys"),
+    ],
+)
+def test_bad_em_starts_are_refused(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        mj.em(mj.Mixture(mj.dist.Poisson(), 2), POIS_X, **kwargs)
