@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._fit import FitCore, _is_concrete
+from .._fit import FitCore, _is_concrete, register_multi_start
 from .._starts import best_start, start_values, summarise
 from ._batch import bytes_per_fit, compiled_chunks
 
@@ -47,3 +47,6 @@ def fit_from_starts(starts, key, spec, dyn, data, tol, maxiter, codes, static):
     pick = lambda tree: jax.tree_util.tree_map(lambda a: np.asarray(a[i]), tree)  # noqa: E731
     core = FitCore(**{f: pick(out[f]) for f in FitCore._fields})
     return core, pick(out["_dyn"]), summary
+
+
+register_multi_start(fit_from_starts)
