@@ -206,6 +206,17 @@ def check_key(key, what: str):
     return key
 
 
+def key_stack(key):
+    """``key`` for ``starts=<function>``: a stack of ``jax.random`` keys, one per start."""
+    keys = check_key(key, "starts=<function>")
+    single = jnp.ndim(keys) == 0 or (jnp.ndim(keys) == 1 and not jax.dtypes.issubdtype(
+        jnp.result_type(keys), jax.dtypes.prng_key))
+    if single:
+        raise ValueError("starts=<function> runs the function once per key: pass a stack of keys, e.g. "
+                         "key=jax.random.split(jax.random.key(0), 16) for 16 starts.")
+    return keys
+
+
 def _is_count(starts) -> bool:
     return isinstance(starts, (int, np.integer)) and not isinstance(starts, bool)
 
@@ -225,13 +236,7 @@ def start_values(starts, key, spec, dyn) -> tuple:
             raise ValueError(f"starts={starts} must be at least 1; {_HOW}.")
         return _drawn(int(starts), check_key(key, f"starts={starts}"), spec, dyn)
     if callable(starts):
-        keys = check_key(key, "starts=<function>")
-        if jnp.ndim(keys) == 0 or (not jax.dtypes.issubdtype(jnp.result_type(keys), jax.dtypes.prng_key)
-                                   and jnp.ndim(keys) == 1):
-            raise ValueError(
-                "starts=<function> runs the function once per key: pass a stack of keys, e.g. "
-                "key=jax.random.split(jax.random.key(0), 16) for 16 starts.")
-        return _stacked(jax.vmap(starts)(keys), spec, dyn, "the stack returned by starts(key)")
+        return _stacked(jax.vmap(starts)(key_stack(key)), spec, dyn, "the stack returned by starts(key)")
     return _stacked(starts, spec, dyn, "starts")
 
 

@@ -52,6 +52,7 @@ def test_cauchy_single_start_lower_maximum_and_starts_find_the_global_one():
         assert abs(m.params[0] - where[j]) < step and m.loglik == pytest.approx(lls[j], abs=1e-6)
     assert list(s.logliks) == sorted(s.logliks, reverse=True)
     assert not s.flagged and "3 distinct maxima" in str(s)
+    assert "Starts: 16 starts, 16 converged, 3 distinct maxima" in res.summary()
     # full inference at the best start: the observed information is the grid's curvature there
     h = 1e-4
     m0 = float(res.params["m"])

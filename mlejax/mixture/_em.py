@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 
 from .._progress import interval, iteration_hook, reporter, reporting
+from .._starts import key_stack
 from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
 from ._result import build_result
@@ -415,11 +416,7 @@ def _stacked_inits(model, starts, key, x):
     """``starts=`` a stack of inits or a function ``key -> init`` (with a stack of keys):
     the validated stack, and a key for the compiled EM."""
     if callable(starts):
-        if key is None or jnp.ndim(key) == 0 or (jnp.ndim(key) == 1 and not jax.dtypes.issubdtype(
-                jnp.result_type(key), jax.dtypes.prng_key)):
-            raise ValueError("starts=<function> runs the function once per key: pass a stack of keys, e.g. "
-                             "key=jax.random.split(jax.random.key(0), 16) for 16 starts.")
-        starts, key = jax.vmap(starts)(key), None
+        starts, key = jax.vmap(starts)(key_stack(key)), None
     if isinstance(starts, (bool, float)):
         raise TypeError(f"starts={starts!r} is not a number of starts, a stack of inits or a function key -> init.")
     leaves = jax.tree_util.tree_leaves(starts)
