@@ -51,8 +51,8 @@ class Maximum:
 
     loglik: float
     n_starts: int  # how many starts reached it
-    params: tuple  # the free parameters (natural scale, in the order of ``names``) of its best start
-    start: int  # the index of that start
+    params: tuple  # the free parameters (natural scale, in the order of ``names``) from ``start``
+    start: int  # the first start (lowest index) that reached it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +62,16 @@ class StartsSummary:
     Attributes:
         n_starts: starts run. n_converged: starts whose fit converged (status
             ``SUCCESS``: a strict local maximum, gradient zero); only those count as
-            maxima.
+            maxima. (``mj.fit``'s host-side smoothness check runs on the returned fit
+            only, which may then report ``NOT_SMOOTH``.)
         maxima: the distinct maxima, best first (:class:`Maximum`: ``loglik``,
-            ``n_starts`` reaching it, ``params`` and the index ``start`` of a start
-            that reached it). Two starts reached the same maximum when their
-            parameters differ by at most 1e-3 standard errors and their
-            log-likelihoods by at most 1e-6 (relative).
+            ``n_starts`` reaching it, ``params`` and the index ``start`` of the first
+            start that reached it); maxima tied with the highest one come first in
+            the order of their first start, so the fit returned is, among tied maxima,
+            the one the earliest start (``init`` itself for ``starts=S``) reached.
+            Two starts reached the same maximum when their parameters differ by at
+            most 1e-3 standard errors and their log-likelihoods by at most 1e-6
+            (relative).
         best: the index of the start whose fit is returned (-1 if none converged;
             the returned fit is then the highest finite one, flagged as not converged).
         single_start_best: the best maximum was reached by one start only (of
@@ -157,23 +161,27 @@ def summarise(loglik, converged, phi, se=None, names=(), *, loglik_atol=0.0, phi
     ok = np.asarray(converged, dtype=bool) & np.isfinite(ll)
     phi = np.asarray(phi, dtype=float).reshape(ll.shape[0], -1)
     se = np.full_like(phi, np.nan) if se is None else np.asarray(se, dtype=float).reshape(phi.shape)
-    reps, counts = [], []
+    reps, members = [], []
     for i in sorted(np.flatnonzero(ok), key=lambda i: -ll[i]):
         for j, r in enumerate(reps):
             if same(i, r):
-                counts[j] += 1
+                members[j].append(i)
                 break
         else:
             reps.append(i)
-            counts.append(1)
-    maxima = tuple(Maximum(float(ll[r]), c, tuple(float(v) for v in phi[r]), int(r))
-                   for r, c in zip(reps, counts))
+            members.append([i])
+    firsts = [min(m) for m in members]  # each maximum as its first start reached it
+    maxima = [Maximum(float(ll[f]), len(m), tuple(float(v) for v in phi[f]), int(f)) for f, m in zip(firsts, members)]
+    # Maxima tied with the highest one (label switching) come first in start order, so the
+    # fit returned is the one the earliest start (init itself) reached, in its labelling.
+    top = max((m.loglik for m in maxima), default=0.0)
+    maxima = tuple(sorted(maxima, key=lambda m: (0, m.start) if tied(m.loglik, top) else (1, -m.loglik)))
     return StartsSummary(
         n_starts=int(ll.shape[0]),
         n_converged=int(ok.sum()),
         maxima=maxima,
-        best=int(reps[0]) if reps else -1,
-        single_start_best=bool(reps) and counts[0] == 1 and ll.shape[0] > 1,
+        best=maxima[0].start if maxima else -1,
+        single_start_best=bool(maxima) and maxima[0].n_starts == 1 and ll.shape[0] > 1,
         near_tie=any(tied(m.loglik, maxima[0].loglik) for m in maxima[1:]),
         names=tuple(names),
         tie_tol=max(LOGLIK_RTOL * max(1.0, abs(maxima[0].loglik)), loglik_atol) if maxima else 0.0,
