@@ -28,6 +28,7 @@ _EXPORTS = {
     "ModelResult": "._modelfit",
     "Profile": "._profile",
     **dict.fromkeys(("DeltaResult", "FitResult"), "._result"),
+    **dict.fromkeys(("LocalOptimaWarning", "Maximum", "StartsSummary"), "._starts"),
     **dict.fromkeys(
         ("ConvergenceWarning", "HessianWarning", "MLEJaxWarning", "PrecisionWarning", "Status"), "._status"
     ),
@@ -51,6 +52,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'mlejax' has no attribute {name!r}")
+    importlib.import_module(".backends", __name__)  # registers the runner of mj.fit(starts=)
     mod = importlib.import_module(module, __name__)
     value = mod if module == f".{name}" else getattr(mod, name)
     globals()[name] = value  # later look-ups skip __getattr__
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the table abo
     from ._modelfit import ModelResult as ModelResult
     from ._profile import Profile as Profile
     from ._result import DeltaResult as DeltaResult, FitResult as FitResult
+    from ._starts import LocalOptimaWarning as LocalOptimaWarning, Maximum as Maximum, StartsSummary as StartsSummary
     from ._status import (
         ConvergenceWarning as ConvergenceWarning,
         HessianWarning as HessianWarning,

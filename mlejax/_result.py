@@ -66,6 +66,7 @@ class FitFields:
     _obs: Any = None  # _observations.Observations: which data leaves are observations
     rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
     diagnosis: tuple = ()  # host-side diagnoses in words, appended to the message
+    starts: Any = None  # _starts.StartsSummary of a multi-start fit (starts=), else None
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -169,6 +170,11 @@ class FitResult(FitFields):
             (``abs``, ``max``, ``where``) or steps near the estimate.
             Fix: make the log-likelihood smooth and accurate; use
             ``conf_int(method="profile")`` or ``mj.bootstrap`` instead of Wald errors.
+        starts: for a multi-start fit (``mj.fit(..., starts=...)``) a
+            :class:`mlejax.StartsSummary`: how many starts converged, the distinct
+            maxima they reached (``maxima``, ``logliks``, ``counts``) and the flags
+            ``single_start_best`` and ``near_tie`` (which also appear in ``message``);
+            None for a single start.
     """
 
     def __post_init__(self):
@@ -225,6 +231,8 @@ class FitResult(FitFields):
                 f"only {self.nobs} observations for {self.nparams} parameters: the covariance "
                 "is not identified or unreliable"
             )
+        if self.starts is not None:
+            notes.extend(self.starts.notes())
         return notes
 
     def null_combination(self, tol: float = 0.05) -> str:
@@ -524,7 +532,7 @@ def _check_level(level):
 
 
 META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params",
-               "diagnosis")
+               "diagnosis", "starts")
 jax.tree_util.register_dataclass(
     FitResult,
     data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],
