@@ -282,7 +282,13 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         model: ``"linear"`` (Normal; parameters ``beta``, ``sigma``), ``"logit"``,
             ``"probit"`` (0/1 outcomes or proportions), ``"poisson"``, ``"negbin"``
             (NB2: variance ``mu + alpha mu^2``; ``beta``, ``alpha``), ``"gamma"``
-            (``beta``, ``shape``; the dispersion is ``1/shape``).
+            (``beta``, ``shape``; the dispersion is ``1/shape``), ``"multinomial"``
+            (softmax regression: ``y`` holds class labels, numbers or strings;
+            ``P(y = k | x) = softmax([0, x' beta])_k``, the first of the sorted classes
+            is the reference whose coefficients are 0, as in statsmodels' ``MNLogit``;
+            ``beta`` has shape ``(p, K - 1)``, named ``"<column>[<y>=<class>]"``;
+            ``extras["classes"]`` lists the classes; separation is flagged as for
+            logit).
         link: override the model's link (``"identity"``, ``"log"``, ``"inverse"``) for
             the linear, Poisson, negative binomial and Gamma models. Defaults are the
             canonical links of R/statsmodels (Gamma: ``"inverse"``), NB2: ``"log"``.
@@ -330,6 +336,14 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         >>> res = mj.glm(np.array([1.0, 0, 2, 4, 3, 7]), X, "poisson")
         >>> res.names
         ('beta[0]', 'beta[1]')
+
+        Classification by maximum likelihood (softmax regression, reference class "a"):
+
+        >>> y = np.array(["a", "c", "b", "a", "b", "a", "c", "c", "a", "b", "b", "c"])
+        >>> X = np.column_stack([np.ones(12), np.arange(12) % 4])
+        >>> res = mj.glm(y, X, "multinomial")
+        >>> res.names, res.extras["classes"]
+        (('const[y=b]', 'const[y=c]', 'x2[y=b]', 'x2[y=c]'), ('a', 'b', 'c'))
     """
     if hessian not in HESSIANS:
         raise ValueError(f"hessian={hessian!r} is not known; use one of {HESSIANS}.")
