@@ -488,7 +488,8 @@ def fit(
         data: any pytree of arrays, passed to ``loglik`` unchanged (integer data stay
             integer so they can index). Leaves sharing a leading axis are the
             observations (``nobs``; OPG / sandwich scores).
-        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, any
+        method: ``"newton"`` (exact Hessian, damped; default), ``"trust-region"``
+            (exact trust-region subproblem, for hard starts), ``"lbfgs"``, any
             ``optax.GradientTransformation`` for gradient ascent, or any instance of
             :class:`mlejax.solvers.Solver` (write your own). A single fit with concrete
             inputs (up to 2^19 data elements) and a host-capable solver (Newton)

@@ -249,7 +249,7 @@ class FitResult(FitFields):
     def _phi(self):
         return self._spec.natural_flat(self.params)
 
-    def conf_int(self, level: float = 0.95, method: str = "wald"):
+    def conf_int(self, level: float = 0.95, method: str = "wald", *, progress=None):
         """Confidence intervals, a pytree like ``params`` of ``(low, high)`` pairs.
 
         ``method="wald"``: estimate +- z * stderr (asymptotic normality; NaN where
@@ -265,6 +265,9 @@ class FitResult(FitFields):
         reused for every level and for new data of the same shapes.
         Fixed leaves get ``(nan, nan)``. For a single fit the ends are Python floats
         (numpy arrays for array leaves); under ``vmap``/``jit`` they are JAX arrays.
+        ``progress`` (profile only): ``True`` reports each parameter's interval as
+        it is found, one call per parameter (see :mod:`mlejax.progress`; the default
+        shows a bar only for slow work in an interactive session).
         """
         _check_level(level)
         if method == "wald":
@@ -274,12 +277,12 @@ class FitResult(FitFields):
         elif method == "profile":
             from ._profile import profile_conf_int
 
-            out = profile_conf_int(self, level)
+            out = profile_conf_int(self, level, progress)
         else:
             raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
         return _to_host(out) if _is_concrete(self.loglik) else out
 
-    def profile(self, name, grid):
+    def profile(self, name, grid, *, progress=None):
         """The profile log-likelihood of one parameter over ``grid`` (natural scale).
 
         ``name`` is an element name from ``names`` (e.g. ``"beta[2]"``) or its index.
@@ -288,11 +291,12 @@ class FitResult(FitFields):
         :class:`mlejax.Profile` with ``values``, ``loglik``, ``deviance``
         (``2 (loglik_hat - loglik)``), the re-maximised ``params`` and ``converged``.
         Compiled once per model and grid length. For a MAP fit (``log_prior``) the
-        log-posterior is profiled.
+        log-posterior is profiled. ``progress``: ``True`` reports the grid points
+        done, the grid then running in about 20 calls (see :mod:`mlejax.progress`).
         """
         from ._profile import profile
 
-        return profile(self, name, grid)
+        return profile(self, name, grid, progress)
 
     def delta(self, fn) -> DeltaResult:
         """Estimate and standard error of ``fn(params)`` by the delta method.

@@ -327,9 +327,11 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
             ``MAX_AUTO_STDERR_PARAMS`` (2000) free parameters (the Hessian is
             P x P); ``True`` always, ``False`` never (``res.stderr`` is then None).
         progress: ``True`` shows the iterations and log-likelihood (tqdm if
-            installed), about 100 updates per fit; an ``mj.progress.Recorder()``
+            installed), about 20 updates per fit; an ``mj.progress.Recorder()``
             records the log-likelihood at every iteration (for
-            ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
+            ``mj.plot.trace``). Off (``False``, or the default ``None`` outside an
+            interactive session) the compiled loop has no callback; ``None`` in a
+            terminal or notebook shows a bar once the fit has run for 2 s.
             With ``n_init > 1`` (vmapped restarts) the best restart's log-likelihood
             is shown, and the callback runs every iteration.
 
