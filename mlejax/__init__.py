@@ -26,7 +26,7 @@ from ._status import (
 )
 from .backends._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
 from .dist import fit_dist as fit_dist
-from .hmm import HMM as HMM, GaussianHMM as GaussianHMM, HMMResult as HMMResult
+from .hmm import GMMHMM as GMMHMM, HMM as HMM, GaussianHMM as GaussianHMM, HMMResult as HMMResult
 from .mixture._batch import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
 from .mixture._em import em as em
 from .mixture._gmm import GaussianMixture as GaussianMixture
