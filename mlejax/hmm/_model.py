@@ -25,9 +25,10 @@ from ..mixture._em import best_run, check_em_options, em_loop
 from ..mixture._gmm import COVARIANCE_TYPES
 from ..mixture._kmeans import kmeans_resp, random_resp
 from . import _forward
+from ._batch import em_batch_hmm
 from ._data import as_sequences, to_device
 from ._emissions import FamilyEmission, Gaussian, GaussianMix
-from ._result import build_hmm_result
+from ._result import HMMOutput, build_hmm_result
 
 EMPTY_MASS = 1e-6  # a state whose expected number of visits is below this received no mass
 DEFAULT_TOL = 1e-2  # hmmlearn's default, on the total log-likelihood
@@ -60,20 +61,6 @@ class HMMRun(NamedTuple):
     status: Any
     decreased: Any
     empty: Any
-
-
-class HMMOutput(NamedTuple):
-    """What the compiled Baum-Welch returns (:func:`hmm_pure`): the best restart."""
-
-    params: Any
-    loglik: Any
-    n_iter: Any
-    status: Any
-    decreased: Any
-    empty: Any  # (K,) states that received no mass (kept their parameters)
-    restart_logliks: Any
-    converged: Any
-    nobs: Any  # the number of time steps
 
 
 class HMMStats(NamedTuple):
@@ -297,6 +284,18 @@ class HMM:
             jax.scipy.special.xlogy(a, params["transmat"]))
 
     # -- the fit ----------------------------------------------------------------------------------
+    def pure(self, *args, **kwargs):
+        """:func:`hmm_pure` with this model."""
+        return hmm_pure(self, *args, **kwargs)
+
+    def fit_em_batch(self, data, *, key=None, n_init=1, maxiter=1000, tol=None, init_method="kmeans",
+                     batch_size=None, lengths=None, missing="error", stderr=False):
+        """What :func:`mlejax.em_batch` runs for an HMM (see there)."""
+        tol = DEFAULT_TOL if tol is None else tol
+        n_init, maxiter, tol = check_em_options(self, n_init, maxiter, tol, init_method)
+        return em_batch_hmm(self, data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init_method=init_method,
+                            batch_size=batch_size, lengths=lengths, missing=missing, stderr=stderr)
+
     def fit_em(self, data, *, key=None, n_init=1, maxiter=1000, tol=None, init=None, weights=None,
                init_method="kmeans", stderr=None, progress=None, lengths=None, missing="error"):
         """What :func:`mlejax.em` runs for an HMM (see there)."""
