@@ -118,3 +118,39 @@ def test_one_component_per_state_is_the_gaussian_hmm_and_errors():
         mj.em(mj.GMMHMM(K, 1, "full"), seqs, init={**one, "weights": np.full((K, 1), 0.5)})
     with pytest.raises(ValueError, match=r"init\['means'\] has shape \(3, 1, 2\); it needs \(3, 2, 2\)"):
         mj.em(mj.GMMHMM(K, 2, "full"), seqs, init={**one, "weights": np.full((K, 2), 0.5)})
+
+
+def _np_gmm_loglik(theta, x):
+    """Independent numpy forward algorithm for a 2-state, 2-component 1-D GMM-HMM on
+    sequences of equal length (N, T); theta = startprob[0], transmat[:, 0],
+    weights[:, 0], means (2, 2), variances (2, 2)."""
+    pi = np.array([theta[0], 1 - theta[0]])
+    A = np.column_stack([theta[1:3], 1 - theta[1:3]])
+    w = np.column_stack([theta[3:5], 1 - theta[3:5]])
+    mu, var = theta[5:9].reshape(2, 2), theta[9:13].reshape(2, 2)
+    lb = logsumexp(np.log(w) + stats.norm.logpdf(x[..., None, None], mu, np.sqrt(var)), -1)  # (N, T, 2)
+    a = np.log(pi) + lb[:, 0]
+    for t in range(1, x.shape[1]):
+        a = logsumexp(a[:, :, None] + np.log(A), axis=1) + lb[:, t]
+    return np.sum(logsumexp(a, -1))
+
+
+def test_gmmhmm_stderr_equal_finite_differences():
+    from test_hmm import _fd_hessian
+
+    r = np.random.default_rng(9)
+    s = np.repeat(r.integers(0, 2, size=(4, 5)), 10, axis=1)  # (4, 50) persistent states
+    comp = r.integers(0, 2, size=s.shape)
+    centres, sds = np.array([[-5.0, -2.0], [2.0, 5.0]]), np.array([[0.6, 0.8], [0.7, 0.5]])
+    x = centres[s, comp] + r.normal(size=s.shape) * sds[s, comp]
+    init = {"startprob": np.array([0.5, 0.5]), "transmat": np.array([[0.8, 0.2], [0.2, 0.8]]),
+            "weights": np.full((2, 2), 0.5), "means": centres[..., None], "covariances": sds[..., None] ** 2}
+    res = mj.em(mj.GMMHMM(2, 2, "diag", reg_covar=0.0), list(x), init=init, tol=1e-11, maxiter=5000)
+    p = {k: np.asarray(v) for k, v in res.params.items()}
+    theta = np.r_[p["startprob"][0], p["transmat"][:, 0], p["weights"][:, 0], p["means"].ravel(),
+                  p["covariances"].ravel()]
+    H = _fd_hessian(lambda t: _np_gmm_loglik(t, x), theta, 1e-3 * np.maximum(np.abs(theta), 0.05))
+    se_fd = np.sqrt(np.diag(np.linalg.inv(-H)))
+    se = np.r_[res.stderr["startprob"][0], res.stderr["transmat"][:, 0], res.stderr["weights"][:, 0],
+               np.ravel(res.stderr["means"]), np.ravel(res.stderr["covariances"])]
+    np.testing.assert_allclose(se, se_fd, rtol=1e-5)
