@@ -75,18 +75,11 @@ class Free(NamedTuple):
 # -- Gaussian ---------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Gaussian:
-    """Gaussian emissions with scikit-learn's covariance shapes (``covariance_type``)."""
+class _GaussianBase:
+    """What Gaussian and Gaussian-mixture emissions share: ``reg_covar`` is an array
+    under jit (no recompiles), and the data shape check."""
 
-    n_states: int
-    covariance_type: str = "full"
-    reg_covar: Any = 1e-6
     event_ndim = 1
-
-    @property
-    def gmm(self):
-        return GaussianMixture(self.n_states, self.covariance_type, self.reg_covar)
 
     def static(self):
         return dataclasses.replace(self, reg_covar=None)
@@ -94,12 +87,25 @@ class Gaussian:
     def with_reg(self, r):
         return dataclasses.replace(self, reg_covar=r)
 
-    def names(self):
-        return ("means", "covariances")
-
     def validate(self, x):
         if x.ndim != 2:
             raise ValueError(f"each sequence has shape {x.shape[1:]}; Gaussian emissions need (T,) or (T, n_features).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian(_GaussianBase):
+    """Gaussian emissions with scikit-learn's covariance shapes (``covariance_type``)."""
+
+    n_states: int
+    covariance_type: str = "full"
+    reg_covar: Any = 1e-6
+
+    @property
+    def gmm(self):
+        return GaussianMixture(self.n_states, self.covariance_type, self.reg_covar)
+
+    def names(self):
+        return ("means", "covariances")
 
     def validate_init(self, params, x):
         k = self.n_states
@@ -182,7 +188,7 @@ def _validate_rows(name, p, shape):
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianMix:
+class GaussianMix(_GaussianBase):
     """A mixture of ``n_mix`` Gaussians per state (hmmlearn's ``GMMHMM``): ``weights``
     (K, M), ``means`` (K, M, d), ``covariances`` (K, M, d, d) full, (K, M, d) diag,
     (K, M) spherical, or (K, d, d) tied (one matrix shared by a state's components).
@@ -196,7 +202,6 @@ class GaussianMix:
     n_mix: int
     covariance_type: str = "diag"
     reg_covar: Any = 1e-6
-    event_ndim = 1
 
     @property
     def _inner(self):
@@ -206,16 +211,8 @@ class GaussianMix:
     def gmm(self):
         return GaussianMixture(self.n_states * self.n_mix, self._inner, self.reg_covar)
 
-    def static(self):
-        return dataclasses.replace(self, reg_covar=None)
-
-    def with_reg(self, r):
-        return dataclasses.replace(self, reg_covar=r)
-
     def names(self):
         return ("weights", "means", "covariances")
-
-    validate = Gaussian.validate
 
     def validate_init(self, params, x):
         k, m, d = self.n_states, self.n_mix, x.shape[-1]
