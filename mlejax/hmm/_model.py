@@ -405,8 +405,14 @@ def GMMHMM(n_states, n_mix, covariance_type="diag", *, reg_covar=1e-6, **options
         **options: ``startprob_prior``, ``transmat_prior``, ``fixed``, ``algorithm``
             (see :class:`HMM`).
 
-    ``params``: ``startprob``, ``transmat``, ``weights`` (K, M), ``means`` (K, M, d),
-    ``covariances``. A component that receives no mass keeps its parameters.
+    Returns:
+        An :class:`HMM` to fit with :func:`mlejax.em` or :func:`mlejax.em_batch`; the
+        result's ``params``: ``startprob``, ``transmat``, ``weights`` (K, M), ``means``
+        (K, M, d), ``covariances``. A component that receives no mass keeps its parameters.
+
+    Raises:
+        ValueError: ``n_states`` or ``n_mix`` below 1 or not an integer, an unknown
+            ``covariance_type``.
 
     Examples:
         >>> import numpy as np, mlejax as mj
