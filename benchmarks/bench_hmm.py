@@ -96,21 +96,6 @@ def run_gmm_mlejax(seqs, p, k, m, n_iter):
     return float(res.loglik)
 
 
-def compare_gmm(seqs, k, m, n_iter, repeat):
-    p = gmm_start(seqs, k, m, 1)
-    t0 = time.perf_counter()
-    run_gmm_mlejax(seqs, p, k, m, n_iter)
-    first = time.perf_counter() - t0
-    th, tm = [], []
-    for _ in range(repeat):
-        a, lh = best_of(lambda: run_gmm_hmmlearn(seqs, p, k, m, n_iter), 1)
-        b, lm = best_of(lambda: run_gmm_mlejax(seqs, p, k, m, n_iter), 1)
-        th.append(a)
-        tm.append(b)
-    print(f"(c) GMM-HMM 1-D 50x100, K={k}, M={m}    hmmlearn {1e3 * min(th):9.1f} ms   mlejax {1e3 * min(tm):8.1f} ms   "
-          f"ratio {min(th) / min(tm):6.1f}x   first call {1e3 * first:7.0f} ms   loglik hmmlearn {lh:.6f} mlejax {lm:.6f}")
-
-
 def best_of(fn, repeat):
     ts = []
     for _ in range(repeat):
@@ -120,20 +105,37 @@ def best_of(fn, repeat):
     return min(ts), out
 
 
-def compare(label, seqs, k, ct, n_iter, repeat):
-    p = start(seqs, k, ct, 1)
+def timings(run_h, run_m, repeat):
+    """mlejax's first call, then both interleaved: best times and final log-likelihoods."""
     t0 = time.perf_counter()
-    run_mlejax(seqs, p, k, ct, n_iter)  # first call: tracing + compilation
+    run_m()  # first call: tracing + compilation
     first = time.perf_counter() - t0
     th, tm = [], []
     for _ in range(repeat):  # interleaved
-        a, lh = best_of(lambda: run_hmmlearn(seqs, p, k, ct, n_iter), 1)
-        b, lm = best_of(lambda: run_mlejax(seqs, p, k, ct, n_iter), 1)
+        a, lh = best_of(run_h, 1)
+        b, lm = best_of(run_m, 1)
         th.append(a)
         tm.append(b)
-    rel = abs(lm - lh) / abs(lh)
-    print(f"{label:<34} hmmlearn {1e3 * min(th):9.1f} ms   mlejax {1e3 * min(tm):8.1f} ms   "
-          f"ratio {min(th) / min(tm):6.1f}x   first call {1e3 * first:7.0f} ms   loglik rel diff {rel:.1e}")
+    return min(th), min(tm), first, lh, lm
+
+
+def report(label, th, tm, first, tail):
+    print(f"{label:<34} hmmlearn {1e3 * th:9.1f} ms   mlejax {1e3 * tm:8.1f} ms   ratio {th / tm:6.1f}x   "
+          f"first call {1e3 * first:7.0f} ms   {tail}")
+
+
+def compare(label, seqs, k, ct, n_iter, repeat):
+    p = start(seqs, k, ct, 1)
+    th, tm, first, lh, lm = timings(lambda: run_hmmlearn(seqs, p, k, ct, n_iter),
+                                    lambda: run_mlejax(seqs, p, k, ct, n_iter), repeat)
+    report(label, th, tm, first, f"loglik rel diff {abs(lm - lh) / abs(lh):.1e}")
+
+
+def compare_gmm(seqs, k, m, n_iter, repeat):
+    p = gmm_start(seqs, k, m, 1)
+    th, tm, first, lh, lm = timings(lambda: run_gmm_hmmlearn(seqs, p, k, m, n_iter),
+                                    lambda: run_gmm_mlejax(seqs, p, k, m, n_iter), repeat)
+    report(f"(c) GMM-HMM 1-D 50x100, K={k}, M={m}", th, tm, first, f"loglik hmmlearn {lh:.6f} mlejax {lm:.6f}")
 
 
 def main():
