@@ -194,7 +194,7 @@ def test_fixed_mask_holds_one_coefficient_for_lrt():
     glm = sm.GLM(y, X[:, [0, 1, 3]], offset=0.5 * X[:, 2]).fit()
     np.testing.assert_allclose(b[[0, 1, 3]], glm.params, rtol=1e-8)
     np.testing.assert_allclose(se[[0, 1, 3]], glm.bse * np.sqrt(glm.df_resid / glm.nobs), rtol=1e-6)
-    t_mask, t_split = mj.lrt(full, held), mj.lrt(full, split)
+    t_mask, t_split = mj.lrt(full, held), mj.lrt(full, split, nested=True)
     assert t_mask.df == 1
     np.testing.assert_allclose(float(t_mask.statistic), float(t_split.statistic), rtol=1e-8)
     with pytest.raises(TypeError, match="mask"):

@@ -221,7 +221,7 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         params = model.params_from_state(c.state, data)
         lj = model.log_joint(params, data.x_orig)
         ll = jnp.sum(data.w * jax.nn.logsumexp(lj, axis=1))
-        collapsed = collapsed_components(model, params, lj, data)
+        collapsed = collapsed_components(model, params, lj, data) & jnp.all(jnp.isfinite(x))  # NaN data: own status
         status = jnp.where(jnp.any(collapsed), int(Status.UNBOUNDED), c.status).astype(jnp.int32)
         return EMRun(params, ll, c.n_iter, status, c.decreased, collapsed)
 
