@@ -238,6 +238,7 @@ class LogNormal(Normal):
     """LogNormal(mu, sigma): log(x) ~ Normal(mu, sigma) (scipy: s=sigma, scale=exp(mu))."""
 
     support: ClassVar[str] = "positive"
+    log_data: ClassVar[bool] = True  # fitted on log(x): any magnitude of x is safe
 
     def logpdf(self, p, x):
         lx = jnp.log(x)
@@ -953,7 +954,7 @@ def _check_magnitude(family, x, dtype):
     log-likelihood's derivatives overflow or underflow: the derivatives would be inf/NaN
     or rounded away, so the fit and its standard errors would be wrong. The error says
     how to rescale and map back."""
-    if family.support in ("count", "binary", "trials") or not np.issubdtype(np.asarray(x).dtype, np.number):
+    if family.support in ("count", "binary", "trials") or getattr(family, "log_data", False):
         return
     big = float(np.max(np.abs(np.asarray(x, np.float64))))
     hi = float(np.finfo(dtype).max) ** 0.25
