@@ -61,7 +61,9 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=DE
         ``status`` and ``converged`` stacked over datasets, ``status_counts()``,
         ``summary()``, and ``res[i]``: dataset ``i`` as a :class:`MixtureResult`
         (with its standard errors). A dataset with NaN/inf gets status
-        ``NONFINITE_DATA`` instead of an error.
+        ``NONFINITE_DATA`` instead of an error; one whose component collapsed
+        (``collapsed``, (B, K)) ``UNBOUNDED``; one with fewer distinct points than
+        components ``NOT_IDENTIFIED``. One warning counts them.
 
     Examples:
         >>> import numpy as np, mlejax as mj
