@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from .._inference import analyse_information, at_bound
+from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
 from .._tables import Table, Tabular, flat_named
 
@@ -116,6 +117,16 @@ class MixtureResult(Tabular):
         at_bound: a dict like the component parameters (bool): parameters on the
             boundary of their range (within half a standard error of a bound, as for
             single fits; e.g. a Poisson rate at 0); their standard errors are NaN.
+        starts: with ``n_init > 1``, a :class:`mlejax.StartsSummary` of the restarts
+            (as for ``mj.fit(..., starts=)``): how many converged, the distinct maxima,
+            their log-likelihoods and how many restarts reached each, and the flags.
+            Restarts reached the same maximum when their fitted densities agree (so
+            permuted component labels are one maximum) to ``sqrt(100 * tol)`` in
+            ``log p(x_i)`` at the first 64 observations and their log-likelihoods to
+            ``100 * tol * nobs`` (EM stops short of the maximum by about that much).
+            None for a single start. Its flags appear in ``message``; unlike
+            ``mj.fit(..., starts=)``, EM does not warn about them (restarts reaching
+            different maxima are what ``n_init`` is for).
     """
 
     params: Any
@@ -136,6 +147,7 @@ class MixtureResult(Tabular):
     nparams: int = 0
     collapsed: Any = None
     at_bound: Any = None
+    starts: Any = None  # static: _starts.StartsSummary of the n_init restarts (None for one)
 
     @property
     def aic(self):
@@ -163,6 +175,8 @@ class MixtureResult(Tabular):
                 "; the observed information is not positive definite, so standard errors are NaN "
                 "(duplicated or empty components, or not at a maximum)"
             )
+        if self.starts is not None:
+            msg += "".join(f"; {n}" for n in self.starts.notes())
         return msg
 
     # -- the fitted density ----------------------------------------------------------------
@@ -208,7 +222,7 @@ class MixtureResult(Tabular):
     __repr__ = __str__
 
 
-_META = ("_model", "nparams")
+_META = ("_model", "nparams", "starts")
 jax.tree_util.register_dataclass(
     MixtureResult,
     data_fields=[f.name for f in dataclasses.fields(MixtureResult) if f.name not in _META],
@@ -268,7 +282,7 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
     flags = (jnp.asarray(False),) * 3
     if stderr and status == Status.UNBOUNDED:  # a collapse: no standard errors to trust
         nan = jax.tree_util.tree_map(lambda a: jnp.full(jnp.shape(a), jnp.nan, jnp.result_type(a)), params)
-        return _result(model, out, x, (nan, None, None), flags)
+        return _result(model, out, x, (nan, None, None), flags, starts=restarts_summary(out, tol))
     if stderr:
         warn_if_float32(jnp.result_type(out.loglik), 3)
         nfree = model.nparams(x)
@@ -300,7 +314,10 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
             HessianWarning,
             stacklevel=3,
         )
-    return _result(model, out, x, se_cov_info, flags, bound)
+    # The restarts' flags are reported (res.starts, res.message), not warned about: with
+    # n_init, restarts reaching different maxima are expected (and select_components
+    # runs many fits).
+    return _result(model, out, x, se_cov_info, flags, bound, restarts_summary(out, tol))
 
 
 def boundary_flags(model, params, stderr):
@@ -332,7 +349,16 @@ def _bound_names(params, bound) -> list:
     return out
 
 
-def _result(model, out, x, se_cov_info, flags, bound=None):
+def restarts_summary(out, tol):
+    """The :class:`mlejax.StartsSummary` of EM's restarts (None for a single one)."""
+    if out.restart_status is None or np.shape(out.restart_status)[0] < 2:
+        return None
+    converged = np.asarray(out.restart_status) == int(Status.SUCCESS)
+    return summarise(out.restart_logliks, converged, out.restart_fingerprints,
+                     loglik_atol=100.0 * tol * float(out.nobs), phi_atol=max(math.sqrt(100.0 * tol), 1e-6))
+
+
+def _result(model, out, x, se_cov_info, flags, bound=None, starts=None):
     se, cov, info = se_cov_info or (None, None, None)
     return MixtureResult(
         params=out.params,
@@ -353,4 +379,5 @@ def _result(model, out, x, se_cov_info, flags, bound=None):
         nparams=model.nparams(x),
         collapsed=out.collapsed,
         at_bound=bound,
+        starts=starts,
     )
