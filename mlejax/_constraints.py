@@ -54,12 +54,31 @@ class Bounded(Constraint):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Fixed(Constraint):
-    """A parameter held at ``value``: not estimated, no standard error.
+    """A parameter held at ``value``: not estimated, no standard error (NaN).
 
     Fitting a restricted model for a likelihood-ratio test is ``Fixed(0.0)``.
+    ``mask`` (a boolean array broadcastable to ``value``'s shape, True = held) holds
+    only part of a vector parameter: the other entries are estimated, unconstrained,
+    starting from ``value``. So one coefficient of ``beta`` can be tested by a
+    likelihood-ratio test without splitting ``beta`` into separate leaves.
+
+    Examples:
+        >>> import numpy as np, jax.numpy as jnp, mlejax as mj
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.column_stack([np.ones(200), rng.normal(size=(200, 2))])
+        >>> y = X @ np.array([1.0, 2.0, 0.0]) + rng.normal(size=200)
+        >>> def ll(p, d):
+        ...     return jnp.sum(-0.5 * (d[1] - d[0] @ p["beta"]) ** 2)
+        >>> full = mj.fit(ll, {"beta": jnp.zeros(3)}, (X, y))
+        >>> held = mj.fit(ll, {"beta": mj.Fixed(jnp.zeros(3), mask=[False, False, True])}, (X, y))
+        >>> held.names, bool(np.isnan(held.stderr["beta"][2]))
+        (('beta[0]', 'beta[1]'), True)
+        >>> bool(mj.lrt(full, held).pvalue > 0.05)
+        True
     """
 
     value: Any
+    mask: Any = None
 
 
 def is_marker(x) -> bool:
@@ -173,6 +192,12 @@ class ParamSpec:
     leaf_names: tuple
     names: tuple  # one per free scalar parameter, e.g. "beta[2]"
     order: tuple = ()  # indices into names in the user's order (dict insertion order)
+    # per leaf: None, or the flat indices of its free entries (a leaf partly held by
+    # ``Fixed(value, mask=...)``; its held entries keep their values in ParamValues)
+    masks: tuple = ()
+
+    def _free_idx(self, i):
+        return self.masks[i] if self.masks else None
 
     @property
     def display_order(self) -> tuple:
@@ -196,20 +221,32 @@ class ParamSpec:
     # Every method takes the array namespace ``xp``: ``jax.numpy`` inside compiled
     # code (the default), ``numpy`` where a fit is driven on the host.
     def _flatten(self, leaves, xp=jnp):
-        parts = [xp.ravel(x) for x, f in zip(leaves, self.free) if f]
+        parts = []
+        for j, (x, f) in enumerate(zip(leaves, self.free)):
+            if f:
+                idx = self._free_idx(j)
+                parts.append(xp.ravel(x) if idx is None else xp.ravel(x)[np.asarray(idx, int)])
         if not parts:
             return xp.zeros((0,), default_float_dtype())
         return xp.concatenate(parts)
 
-    def _split(self, flat):
+    def _split(self, flat, fill=None):
+        """Flat free vector -> one array per leaf (None for fixed leaves); a leaf partly
+        held takes its held entries from ``fill`` (the ParamValues values; 0 without)."""
         out, i = [], 0
-        for shape, f in zip(self.shapes, self.free):
-            if f:
+        for j, (shape, f) in enumerate(zip(self.shapes, self.free)):
+            idx = self._free_idx(j)
+            if not f:
+                out.append(None)
+            elif idx is None:
                 n = math.prod(shape)
                 out.append(flat[i : i + n].reshape(shape))
                 i += n
             else:
-                out.append(None)
+                base = jnp.zeros(shape, flat.dtype) if fill is None else jnp.broadcast_to(fill[j], shape).astype(flat.dtype)
+                seg = flat[i : i + len(idx)]
+                out.append(jnp.ravel(base).at[np.asarray(idx, int)].set(seg).reshape(shape))
+                i += len(idx)
         return out
 
     def unflatten_leaves(self, leaves):
@@ -226,7 +263,7 @@ class ParamSpec:
         """Flat unconstrained vector -> natural-scale parameter pytree."""
         leaves = [
             v if k == FIXED else _forward(k, x, lo, hi, xp)
-            for k, x, v, lo, hi in zip(self.kinds, self._split(u), dyn.values, dyn.lows, dyn.highs)
+            for k, x, v, lo, hi in zip(self.kinds, self._split(u, dyn.values), dyn.values, dyn.lows, dyn.highs)
         ]
         return self.unflatten_leaves(leaves)
 
@@ -246,14 +283,21 @@ class ParamSpec:
 
     def from_natural_flat(self, phi, dyn: ParamValues):
         """Flat natural vector of the free parameters -> pytree (fixed leaves filled in)."""
-        leaves = [v if x is None else x for x, v in zip(self._split(phi), dyn.values)]
+        leaves = [v if x is None else x for x, v in zip(self._split(phi, dyn.values), dyn.values)]
         return self.unflatten_leaves(leaves)
 
     def leaf_mask(self, fill_free, fill_fixed):
         """A params-shaped pytree with ``fill_free`` on free leaves and ``fill_fixed`` on fixed."""
-        return self.unflatten_leaves(
-            [fill_free(s) if f else fill_fixed(s) for s, f in zip(self.shapes, self.free)]
-        )
+        leaves = []
+        for j, (s, f) in enumerate(zip(self.shapes, self.free)):
+            idx = self._free_idx(j)
+            if f and idx is not None:
+                held = np.ones(math.prod(s), bool)
+                held[list(idx)] = False
+                leaves.append(jnp.where(held.reshape(s), fill_fixed(s), fill_free(s)))
+            else:
+                leaves.append(fill_free(s) if f else fill_fixed(s))
+        return self.unflatten_leaves(leaves)
 
     def bounds_flat(self, dyn: ParamValues, xp=jnp):
         """Flat (low, high) of the free parameters on the natural scale (+-inf where open)."""
@@ -283,10 +327,32 @@ def path_name(path) -> str:
     return out or "theta"
 
 
-def element_names(leaf_name: str, shape) -> list[str]:
+def element_names(leaf_name: str, shape, free_idx=None) -> list[str]:
+    """The names of a leaf's scalar parameters (only the entries ``free_idx``, flat
+    indices, of a leaf partly held fixed)."""
     if shape == ():
         return [leaf_name]
-    return [f"{leaf_name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+    names = [f"{leaf_name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+    return names if free_idx is None else [names[i] for i in free_idx]
+
+
+def _fixed_mask(leaf, value, where):
+    """``Fixed(value, mask=...)``: the leaf's kind (FIXED, FREE) and, when only part of it
+    is held, the flat indices of its free entries."""
+    if leaf.mask is None:
+        return FIXED, None
+    m = np.asarray(leaf.mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"init{where}: Fixed(mask=...) must be booleans (True = held fixed); got dtype {m.dtype}.")
+    try:
+        m = np.broadcast_to(m, value.shape)
+    except ValueError:
+        raise ValueError(f"init{where}: Fixed mask of shape {m.shape} does not broadcast to the value's shape "
+                         f"{value.shape}.") from None
+    if m.all():
+        return FIXED, None
+    free = tuple(int(i) for i in np.flatnonzero(~m.ravel()))
+    return FREE, (None if len(free) == m.size else free)
 
 
 def _is_concrete(x) -> bool:
@@ -332,13 +398,14 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
     flat, treedef = jax.tree_util.tree_flatten_with_path(init, is_leaf=is_marker)
     if not flat:
         raise ValueError("init has no parameters: pass a number, an array or a pytree of them.")
-    kinds, shapes, leaf_names, names, values, lows, highs = [], [], [], [], [], [], []
+    kinds, shapes, leaf_names, names, values, lows, highs, masks = [], [], [], [], [], [], [], []
     for path, leaf in flat:
         name = path_name(path)
         where = _leaf_label(name)
-        low = high = None
+        low = high = free_idx = None
         if isinstance(leaf, Fixed):
-            value, kind = _as_float_array(leaf.value, where, dtype), FIXED
+            value = _as_float_array(leaf.value, where, dtype)
+            kind, free_idx = _fixed_mask(leaf, value, where)
         elif isinstance(leaf, Positive):
             value, kind = _as_float_array(leaf.value, where, dtype), LOWER
             low, high = np.zeros((), dtype), np.asarray(np.inf, dtype)
@@ -378,12 +445,16 @@ def parametrize(init) -> tuple[ParamSpec, ParamValues]:
         shapes.append(tuple(value.shape))
         leaf_names.append(name)
         if kind != FIXED:
-            names.extend(element_names(name, tuple(value.shape)))
+            names.extend(element_names(name, tuple(value.shape), free_idx))
         values.append(value)
         lows.append(low)
         highs.append(high)
-    order = _user_order(init, [p for p, _ in flat], kinds, shapes)
-    spec = ParamSpec(treedef, tuple(kinds), tuple(shapes), tuple(leaf_names), tuple(names), order)
+        masks.append(free_idx)
+    masks = tuple(masks) if any(m is not None for m in masks) else ()
+    counts = [0 if k == FIXED else math.prod(s) if m is None else len(m)
+              for k, s, m in zip(kinds, shapes, masks or [None] * len(kinds))]
+    order = _user_order(init, [p for p, _ in flat], counts)
+    spec = ParamSpec(treedef, tuple(kinds), tuple(shapes), tuple(leaf_names), tuple(names), order, masks)
     return spec, ParamValues(tuple(values), tuple(lows), tuple(highs))
 
 
@@ -402,14 +473,15 @@ def _insertion_rank(tree, path) -> tuple:
     return tuple(rank)
 
 
-def _user_order(init, paths, kinds, shapes) -> tuple:
-    """Indices of the free element names in the user's order (empty if it is JAX's)."""
+def _user_order(init, paths, counts) -> tuple:
+    """Indices of the free element names in the user's order (empty if it is JAX's);
+    ``counts``: the number of free scalars of each leaf."""
     starts, i = [], 0
-    for kind, shape in zip(kinds, shapes):
+    for c in counts:
         starts.append(i)
-        i += math.prod(shape) if kind != FIXED else 0
+        i += c
     leaves = sorted(range(len(paths)), key=lambda j: (_insertion_rank(init, paths[j]), j))
-    order = tuple(starts[j] + e for j in leaves if kinds[j] != FIXED for e in range(math.prod(shapes[j])))
+    order = tuple(starts[j] + e for j in leaves for e in range(counts[j]))
     return () if order == tuple(range(i)) else order
 
 

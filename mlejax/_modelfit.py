@@ -59,9 +59,14 @@ def remark(spec, dyn, params):
     """``params`` (natural scale) wrapped in the constraint markers of ``spec``: a
     starting point for ``mj.fit`` with the same parametrisation."""
     out = []
-    for kind, v, lo, hi in zip(spec.kinds, spec.treedef.flatten_up_to(params), dyn.lows, dyn.highs):
+    masks = spec.masks or (None,) * len(spec.kinds)
+    for kind, v, lo, hi, idx in zip(spec.kinds, spec.treedef.flatten_up_to(params), dyn.lows, dyn.highs, masks):
         if kind == FIXED:
             out.append(Fixed(v))
+        elif idx is not None:  # partly held
+            held = np.ones(np.size(v), bool)
+            held[list(idx)] = False
+            out.append(Fixed(v, mask=held.reshape(np.shape(v))))
         elif kind == FREE:
             out.append(v)
         else:

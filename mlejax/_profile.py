@@ -39,6 +39,11 @@ from .solvers._driver import minimise
 from .solvers._solvers import Newton, Objective
 
 _INNER_TOL = 1e-10
+
+
+def _inner_tol(dtype):
+    """The inner fits' tolerance: _INNER_TOL, or what the dtype can resolve (float32)."""
+    return jnp.asarray(max(_INNER_TOL, 64 * float(jnp.finfo(dtype).eps)), dtype)
 _INNER_MAXITER = 100
 _N_EXPAND = 60  # doublings of the bracket step before declaring the side unbounded
 _N_ROOT = 100  # safeguarded Newton / bisection iterations per end
@@ -197,7 +202,7 @@ def profile_2d(res, names, grid_x, grid_y, progress=None):
 
     def surface(points):
         return _surface_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray([i, j], jnp.int32),
-                            jnp.asarray(points, dtype), jnp.asarray(_INNER_TOL, dtype),
+                            jnp.asarray(points, dtype), _inner_tol(dtype),
                             jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
 
     points = np.column_stack([xx.ravel(), yy.ravel()])
@@ -240,7 +245,13 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
     end is then the last point below ``crit``.
     """
     t_hat = x_hat[j]
-    tiny = 1e-10 * jnp.maximum(crit, 1.0)
+    # Tolerances in the dtype's own precision: the deviance 2 (f - f_hat) carries the
+    # rounding of log-likelihoods of size |f_hat| (float32: 1e-7 of it), and the bracket
+    # cannot shrink below the spacing of floats around t.
+    eps = jnp.finfo(x_hat.dtype).eps
+    noise = 64 * eps * jnp.maximum(jnp.abs(f_hat), 1.0)
+    tiny = jnp.maximum(1e-10 * jnp.maximum(crit, 1.0), noise)
+    rtol_t = jnp.maximum(1e-13, 8 * eps)
 
     def cond(s):
         return ~s.done
@@ -268,7 +279,7 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
         found = s.found | (expanding & out)
         give_up = expanding & ~out & ((m >= _N_EXPAND) | ~jnp.isfinite(t))
         close = ~expanding & (jnp.abs(d - crit) <= tiny)
-        narrow = found & (jnp.abs(t_out - t_in) <= 1e-13 * jnp.maximum(jnp.abs(t), 1.0))
+        narrow = found & (jnp.abs(t_out - t_in) <= rtol_t * jnp.maximum(jnp.abs(t), 1.0))
         done = give_up | close | narrow | (it >= _N_ROOT)
         phase = jnp.where(found, 1, 0).astype(jnp.int32)
         return _Search(
@@ -287,7 +298,7 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
     # reaches crit there; otherwise the profile jumps across crit (a discontinuity,
     # or to +inf/NaN) and the end is the last point below crit, flagged. Only when
     # no bracket exists does the deviance stay below crit up to the limit.
-    at_crit = s.found & jnp.isfinite(s.d) & (jnp.abs(s.d - crit) <= 1e-6 * jnp.maximum(crit, 1.0))
+    at_crit = s.found & jnp.isfinite(s.d) & (jnp.abs(s.d - crit) <= jnp.maximum(1e-6 * jnp.maximum(crit, 1.0), 4 * noise))
     jump = s.found & ~at_crit
     x = jnp.where(at_crit, s.z, s.z_in)
     return x, s.found, (s.ok & at_crit) | ~s.found | jump, jump
@@ -390,7 +401,7 @@ def profile(res, name, grid, progress=None) -> Profile:
 
     def curve(values):
         return _curve_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(j, jnp.int32),
-                          jnp.asarray(values, dtype), jnp.asarray(_INNER_TOL, dtype),
+                          jnp.asarray(values, dtype), _inner_tol(dtype),
                           jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
 
     params, pll, dev, ok = host_chunks(curve, g, _grid_chunk(g.size), reporter(progress), "profile")
@@ -409,7 +420,7 @@ def profile_bounds(res, level, progress=None):
 
     def intervals(which):
         return _intervals_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(which, jnp.int32),
-                              jnp.asarray(crit, dtype), jnp.asarray(_INNER_TOL, dtype),
+                              jnp.asarray(crit, dtype), _inner_tol(dtype),
                               jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
 
     k = res.nparams

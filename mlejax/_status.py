@@ -58,13 +58,23 @@ MESSAGES = {
         "are returned. Set reg_covar > 0 (e.g. the default 1e-6), use fewer components, or start "
         "from other parameters",
     },
-    Status.UNBOUNDED: "not converged: the log-likelihood grows without bound (+inf). The model "
-    "is degenerate for these data (e.g. a variance shrinking to zero on one point)",
+    Status.UNBOUNDED: {
+        "fit": "not converged: the log-likelihood grows without bound (+inf). The model "
+        "is degenerate for these data (e.g. a variance shrinking to zero on one point)",
+        "em": "stopped: a component collapsed onto a single point or a lower-dimensional subset "
+        "(its variance shrank towards 0 relative to the data's), where the log-likelihood grows "
+        "without bound; standard errors are NaN. Use fewer components, a prior or lower bound on "
+        "the component scale (reg_covar > 0 for a Gaussian mixture), or remove duplicated points",
+    },
     Status.NOT_MAXIMUM: "not a maximum: the gradient vanishes but the Hessian is not negative "
     "definite (a saddle point or a minimum). Start from another point",
-    Status.NOT_IDENTIFIED: "not identified: the gradient vanishes but the observed information "
-    "is singular, so some combination of parameters is not determined by the data (flat "
-    "likelihood). Fix or drop a parameter, or reparametrise",
+    Status.NOT_IDENTIFIED: {
+        "fit": "not identified: the gradient vanishes but the observed information "
+        "is singular, so some combination of parameters is not determined by the data (flat "
+        "likelihood). Fix or drop a parameter, or reparametrise",
+        "em": "not identified: the data have fewer distinct points than components, so some "
+        "components are empty or duplicated. Use fewer components",
+    },
     Status.NONFINITE_START: "the log-likelihood or its gradient is NaN/inf at the starting "
     "values",
     Status.NONFINITE_DATA: "the data contain NaN or inf",

@@ -342,3 +342,17 @@ def test_bad_family_and_hyperparameters():
         D.Categorical(k=1)
     res = mj.fit_dist(D.Normal, SAMPLES["Normal"])  # a class without arguments works
     np.testing.assert_allclose(res.params["mu"], np.mean(SAMPLES["Normal"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150])
+def test_fit_dist_extreme_scale_is_refused_with_the_rescaling(scale):
+    """Issue 16: data scaled by 1e150 (or 1e-150) overflow the log-likelihood's
+    derivatives; instead of a wrong standard error or a misleading diagnosis, a clear
+    error naming x, its magnitude and the rescaling. The rescaled fit it asks for gives
+    the closed form (mean, biased standard deviation; SE sigma = sigma / sqrt(2n))."""
+    x = np.random.default_rng(3).normal(2.0, 3.0, 50)
+    with pytest.raises(ValueError, match=r"x has values of magnitude .*Rescale the data"):
+        mj.fit_dist(mj.dist.Normal(), x * scale)
+    r = mj.fit_dist(mj.dist.Normal(), x)
+    np.testing.assert_allclose([float(r.params["mu"]), float(r.params["sigma"])], [x.mean(), x.std()], rtol=1e-12)
+    np.testing.assert_allclose(float(r.stderr["sigma"]), x.std() / np.sqrt(2 * x.size), rtol=1e-10)

@@ -194,3 +194,44 @@ def test_predict_and_responsibilities_poisson():
     np.testing.assert_allclose(resp, np.exp(lp - logsumexp(lp, axis=1, keepdims=True)), rtol=1e-10, atol=1e-14)
     np.testing.assert_array_equal(np.asarray(r.predict(x)), lp.argmax(1))
     np.testing.assert_allclose(float(r.score(x)), logsumexp(lp, axis=1).sum(), rtol=1e-12)
+
+
+def test_poisson_component_at_the_boundary_is_flagged_and_warned():
+    """Issue 16: a component that takes only zeros drives its rate to the boundary 0.
+    As for single fits (FAULTS row 16) the parameter is flagged (within half a standard
+    error of the bound), its standard error is NaN and a warning says so; the other
+    component keeps its standard error, and it matches scipy's fit of the same mixture."""
+    rng = np.random.default_rng(0)
+    x = np.r_[np.zeros(40), rng.poisson(6, 60)]
+    with pytest.warns(mj.HessianWarning, match=r"rate\[0\] = .* on the boundary"):
+        r = mj.em(mj.PoissonMixture(2), x, tol=1e-10, maxiter=3000)
+    lo = int(np.argmin(np.asarray(r.params["rate"])))
+    assert bool(np.asarray(r.at_bound["rate"])[lo]) and not bool(np.asarray(r.at_bound["rate"])[1 - lo])
+    assert np.isnan(float(r.stderr["rate"][lo])) and np.isfinite(float(r.stderr["rate"][1 - lo]))
+    assert "boundary" in r.message
+    # oracle: scipy's maximum of the same marginal likelihood (the low rate is an interior
+    # maximum here, but closer to 0 than half its standard error: Wald intervals cross 0)
+    nll = lambda t: -np.sum(logsumexp(np.log([t[0], 1 - t[0]])[None] + stats.poisson.logpmf(  # noqa: E731
+        x[:, None], [t[1], t[2]]), axis=1))
+    opt = optimize.minimize(nll, [0.4, 0.1, 6.0], bounds=[(1e-6, 1 - 1e-6), (1e-9, 3), (1, 20)], tol=1e-12)
+    np.testing.assert_allclose(np.sort(np.asarray(r.params["rate"])), opt.x[1:], rtol=1e-3, atol=1e-4)
+    assert abs(float(r.loglik) + opt.fun) < 1e-6
+
+
+def test_float32_em_monotonicity_slack_scales_with_eps():
+    """Issue 16: the 'log-likelihood decreased' flag allows for rounding in the data's
+    own dtype. A float32 Poisson mixture run to a fixed point (tol=0) wanders by
+    rounding only (no false alarm); a real decrease is still caught in float64."""
+    from mlejax.mixture._em import monotone_slack
+
+    rng = np.random.default_rng(1)
+    x32 = jnp.asarray(rng.poisson(np.repeat([1.0, 9.0], 2000)), jnp.float32)
+    model = mj.PoissonMixture(2).bind(x32)
+    out = jax.jit(lambda x: mj.mixture.em_pure(model, x, jnp.ones(x.shape[0], x.dtype), jax.random.key(0), None,
+                                               jnp.asarray(0.0, x.dtype), jnp.asarray(300, jnp.int32)))(x32)
+    assert out.loglik.dtype == jnp.float32 and int(out.n_iter) == 300
+    assert not bool(out.decreased)
+    ll = jnp.asarray(-1.0e4, jnp.float64)
+    assert float(monotone_slack(ll, 4000.0)) < 1e-9  # a drop of 1e-9 in float64 is caught
+    ll32 = jnp.asarray(-1.0e4, jnp.float32)
+    assert float(monotone_slack(ll32, 4000.0)) > 100 * 1e4 * float(jnp.finfo(jnp.float32).eps)

@@ -165,3 +165,37 @@ def test_conf_int_fixed_leaves_are_nan():
         assert np.isnan(float(ci[leaf][0])) and np.isnan(float(ci[leaf][1]))
         assert np.isnan(float(null.stderr[leaf]))
     assert np.isfinite(float(ci["a"][0])) and np.isfinite(float(ci["a"][1]))
+
+
+def test_fixed_mask_holds_one_coefficient_for_lrt():
+    """Issue 11 item 14: ``mj.Fixed(value, mask=...)`` holds one entry of ``beta``; the
+    free entries' estimates and standard errors equal a hand-split model (the held
+    column as an offset) and statsmodels' GLM with that offset; the held entry has a
+    NaN standard error; ``mj.lrt`` against the full fit equals the hand-split LRT."""
+    rng = np.random.default_rng(5)
+    X = np.column_stack([np.ones(150), rng.normal(size=(150, 3))])
+    y = X @ np.array([1.0, 2.0, 0.3, -1.0]) + rng.normal(size=150)
+
+    def ll(p, d):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(d[1], d[0] @ p["beta"], p["sigma"]))
+
+    def ll_split(p, d):  # beta[2] = 0.5 written out by hand
+        return jnp.sum(jax.scipy.stats.norm.logpdf(d[1], d[0][:, [0, 1, 3]] @ p["b"] + 0.5 * d[0][:, 2], p["sigma"]))
+
+    full = mj.fit(ll, {"beta": jnp.zeros(4), "sigma": mj.Positive(1.0)}, (X, y))
+    held = mj.fit(ll, {"beta": mj.Fixed(jnp.array([0.0, 0.0, 0.5, 0.0]), mask=[False, False, True, False]),
+                       "sigma": mj.Positive(1.0)}, (X, y))
+    split = mj.fit(ll_split, {"b": jnp.zeros(3), "sigma": mj.Positive(1.0)}, (X, y))
+    assert held.names == ("beta[0]", "beta[1]", "beta[3]", "sigma") and bool(held.converged)
+    b, se = np.asarray(held.params["beta"]), np.asarray(held.stderr["beta"])
+    assert b[2] == 0.5 and np.isnan(se[2])
+    np.testing.assert_allclose(b[[0, 1, 3]], np.asarray(split.params["b"]), rtol=1e-10)
+    np.testing.assert_allclose(se[[0, 1, 3]], np.asarray(split.stderr["b"]), rtol=1e-8)
+    glm = sm.GLM(y, X[:, [0, 1, 3]], offset=0.5 * X[:, 2]).fit()
+    np.testing.assert_allclose(b[[0, 1, 3]], glm.params, rtol=1e-8)
+    np.testing.assert_allclose(se[[0, 1, 3]], glm.bse * np.sqrt(glm.df_resid / glm.nobs), rtol=1e-6)
+    t_mask, t_split = mj.lrt(full, held), mj.lrt(full, split, nested=True)
+    assert t_mask.df == 1
+    np.testing.assert_allclose(float(t_mask.statistic), float(t_split.statistic), rtol=1e-8)
+    with pytest.raises(TypeError, match="mask"):
+        mj.fit(ll, {"beta": mj.Fixed(jnp.zeros(4), mask=[0, 0, 1, 0]), "sigma": mj.Positive(1.0)}, (X, y))

@@ -1,6 +1,12 @@
 """Profile likelihood. Oracles: exact likelihood-ratio intervals by scipy.optimize.brentq on
 the analytic (profile) log-likelihood; statsmodels fits with an offset for a GLM."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -158,3 +164,33 @@ def test_profile_bad_input():
         pos.conf_int(1.5, method="profile")
     with pytest.raises(ValueError, match="method='bogus'"):
         pos.conf_int(method="bogus")
+
+
+def test_profile_interval_in_float32_no_false_jump():
+    """Issue 16: the profile root-finder's tolerances follow the dtype and the size of the
+    log-likelihood. In float32 (a process without x64) the Normal mean's profile interval
+    matches its closed form xbar -+ s sqrt(exp(crit/n) - 1) to float32 precision, with
+    no 'jumps across the cut-off' false alarm (before: a warning and a slow search)."""
+    script = textwrap.dedent(
+        """
+        import json, warnings, jax, jax.numpy as jnp, numpy as np
+        import mlejax as mj
+        x = np.random.default_rng(0).normal(5.0, 2.0, 500).astype(np.float32)
+        def ll(p, x):
+            return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            r = mj.fit(ll, {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+            ci = r.conf_int(method="profile")["mu"]
+        print(json.dumps({"dtype": str(r.loglik.dtype), "ci": [float(v) for v in ci],
+                          "warn": [str(a.message) for a in w if "profile" in str(a.message)]}))
+        """
+    )
+    env = dict(os.environ, JAX_ENABLE_X64="0", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    x = np.random.default_rng(0).normal(5.0, 2.0, 500).astype(np.float32).astype(np.float64)
+    half = x.std() * np.sqrt(np.expm1(chi2.ppf(0.95, 1) / x.size))
+    assert got["dtype"] == "float32" and got["warn"] == [], got
+    np.testing.assert_allclose(got["ci"], [x.mean() - half, x.mean() + half], rtol=2e-5)

@@ -403,12 +403,15 @@ def _batched_parametrize(init, batched, b):
                 )
             shape = shape[1:]
         shapes.append(shape)
+    if spec_all.masks and any(f and m is not None for f, m in zip(batched, spec_all.masks)):
+        raise ValueError("init: a leaf partly held by mj.Fixed(value, mask=...) cannot have a per-fit batch axis; "
+                         "give one start for all fits.")
     names = []
-    for kind, name, shape in zip(spec_all.kinds, spec_all.leaf_names, shapes):
+    for i, (kind, name, shape) in enumerate(zip(spec_all.kinds, spec_all.leaf_names, shapes)):
         if kind != "fixed":
-            names.extend(element_names(name, shape))
+            names.extend(element_names(name, shape, spec_all.masks[i] if spec_all.masks else None))
     spec = ParamSpec(spec_all.treedef, spec_all.kinds, tuple(shapes), spec_all.leaf_names,
-                     tuple(names))
+                     tuple(names), masks=spec_all.masks)
     full = lambda vs: tuple(  # noqa: E731
         jnp.broadcast_to(a, v.shape) if f else a for a, v, f in zip(vs, dyn.values, batched)
     )

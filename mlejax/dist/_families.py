@@ -238,6 +238,7 @@ class LogNormal(Normal):
     """LogNormal(mu, sigma): log(x) ~ Normal(mu, sigma) (scipy: s=sigma, scale=exp(mu))."""
 
     support: ClassVar[str] = "positive"
+    log_data: ClassVar[bool] = True  # fitted on log(x): any magnitude of x is safe
 
     def logpdf(self, p, x):
         lx = jnp.log(x)
@@ -920,6 +921,7 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     n = x.shape[0]
     w = check_weights(weights, n)
     dtype = jnp.result_type(float)
+    _check_magnitude(family, x, dtype)
     xj = family.prepare(jnp.asarray(x, dtype))
     wj = jnp.ones(n, dtype) if w is None else jnp.asarray(w, dtype)
     closed = family.mle(xj, wj)
@@ -944,6 +946,27 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
         res = with_information_jit(res, jnp.sum(wj) * fisher, converged_status=status)
     warn_result(res, stacklevel=2)
     return res
+
+
+def _check_magnitude(family, x, dtype):
+    """Refuse continuous data so large or so small (beyond the fourth root of the largest
+    number of ``dtype``, 1e77 in float64) that the powers of their scale in the
+    log-likelihood's derivatives overflow or underflow: the derivatives would be inf/NaN
+    or rounded away, so the fit and its standard errors would be wrong. The error says
+    how to rescale and map back."""
+    if family.support in ("count", "binary", "trials") or getattr(family, "log_data", False):
+        return
+    big = float(np.max(np.abs(np.asarray(x, np.float64))))
+    hi = float(np.finfo(dtype).max) ** 0.25
+    if big > hi or 0 < big < 1.0 / hi:
+        c = big
+        raise ValueError(
+            f"x has values of magnitude {c:.3g}: at that scale the derivatives of the log-likelihood "
+            f"(powers of the scale) {'overflow' if big > 1 else 'underflow'} {np.dtype(dtype).name}, "
+            f"so the fit and its standard errors would be wrong. Rescale the data, e.g. fit x / {c:.0e} and "
+            f"multiply the location and scale parameters and their standard errors by {c:.0e} "
+            f"(rates: divide; the log-likelihood shifts by -n * log({c:.0e}))."
+        )
 
 
 def _check_start(family, start):

@@ -20,7 +20,7 @@ import numpy as np
 from .._status import BatchStatus, ConvergenceWarning, Status
 from .._tables import Table, Tabular
 from ..backends._batch import chunked_vmap, plan_chunks
-from ._em import DEFAULT_MAXITER, DEFAULT_TOL, EMOutput, check_em_options, em_pure
+from ._em import DEFAULT_MAXITER, DEFAULT_TOL, EMOutput, check_em_options, em_pure, mark_too_few, n_distinct
 from ._result import build_result
 
 __all__ = ["em_batch", "BatchMixtureResult"]
@@ -71,7 +71,9 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=No
         ``status`` and ``converged`` stacked over datasets, ``status_counts()``,
         ``summary()``, and ``res[i]``: dataset ``i`` as a :class:`MixtureResult`
         (with its standard errors). A dataset with NaN/inf gets status
-        ``NONFINITE_DATA`` instead of an error.
+        ``NONFINITE_DATA`` instead of an error; one whose component collapsed
+        (``collapsed``, (B, K)) ``UNBOUNDED``; one with fewer distinct points than
+        components ``NOT_IDENTIFIED``. One warning counts them.
 
     Examples:
         >>> import numpy as np, mlejax as mj
@@ -132,7 +134,9 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=No
         chunk,
         n_chunks,
     )
-    status = jnp.where(jnp.asarray(finite), out.status, int(Status.NONFINITE_DATA)).astype(jnp.int32)
+    few = np.array([n_distinct(a) < model.n_components for a in np.asarray(arr)])
+    status = mark_too_few(out.status, jnp.asarray(few))
+    status = jnp.where(jnp.asarray(finite), status, int(Status.NONFINITE_DATA)).astype(jnp.int32)
     res = BatchMixtureResult(
         params=out.params,
         loglik=out.loglik,
@@ -141,21 +145,21 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=No
         status=status,
         restart_logliks=out.restart_logliks,
         loglik_decreased=out.decreased,
+        collapsed=out.collapsed,
         nobs=out.nobs,
         _x=x,
         _model=model,
         _tol=tol,
     )
-    _warn_em_batch(res, np.asarray(arr), model.n_components)
+    _warn_em_batch(res, int(np.sum(few)), model.n_components)
     return res
 
 
-def _warn_em_batch(res, arr, k: int) -> None:
-    """One warning counting the datasets whose EM did not succeed (by status) and those
-    with fewer distinct points than components (as ``em`` warns for one dataset)."""
+def _warn_em_batch(res, few: int, k: int) -> None:
+    """One warning counting the datasets whose EM did not succeed (by status: collapsed
+    components are UNBOUNDED) and those with fewer distinct points than components
+    (NOT_IDENTIFIED, as ``em`` warns for one dataset)."""
     counts = {name: v for name, v in res.status_counts().items() if name != "SUCCESS"}
-    rows = arr.reshape(arr.shape[0], arr.shape[1], -1)
-    few = sum(int(np.unique(r[np.all(np.isfinite(r), axis=1)], axis=0).shape[0] < k) for r in rows)
     parts = [f"{name} {v}" for name, v in counts.items()]
     if few:
         parts.append(f"fewer distinct points than the {k} components {few}")
@@ -184,6 +188,7 @@ class BatchMixtureResult(BatchStatus, Tabular):
     status: Any
     restart_logliks: Any
     loglik_decreased: Any
+    collapsed: Any  # (B, K) components that collapsed (status UNBOUNDED)
     nobs: Any
     _x: Any = None
     _model: Any = None
@@ -202,6 +207,7 @@ class BatchMixtureResult(BatchStatus, Tabular):
             n_iter=self.n_iter[i],
             status=self.status[i],
             decreased=self.loglik_decreased[i],
+            collapsed=self.collapsed[i],
             restart_logliks=self.restart_logliks[i],
             converged=self.converged[i],
             nobs=self.nobs[i],

@@ -67,6 +67,7 @@ class EMRun(NamedTuple):
     n_iter: Any
     status: Any
     decreased: Any
+    collapsed: Any  # (K,) bool: the component collapsed (:func:`collapsed_components`)
     fingerprint: Any  # log p(x_i) at the first FINGERPRINT_POINTS observations (label-free)
 
 
@@ -84,6 +85,7 @@ class EMOutput(NamedTuple):
     n_iter: Any
     status: Any
     decreased: Any
+    collapsed: Any
     restart_logliks: Any  # the final log-likelihood of each restart
     converged: Any
     nobs: Any  # the sum of the weights
@@ -137,12 +139,56 @@ def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
             jnp.where(converged, int(Status.SUCCESS), jnp.where(n >= maxiter, int(Status.MAX_ITER), RUNNING)),
         ).astype(jnp.int32)
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.state)
-        slack = 1e-9 * jnp.maximum(jnp.abs(ll), 1.0)
+        slack = monotone_slack(ll, data.total)
         decreased = c.decreased | (ok & (ll < c.loglik - slack))
         iteration_hook(n, ll, progress_every, ok & ~first)
         return EMCarry(state, ll, n, status, decreased, jnp.ones((), bool))
 
     return lax.while_loop(cond, body, init)
+
+
+def monotone_slack(ll, total):
+    """How far the log-likelihood may fall between two EM iterations by rounding alone:
+    a few hundred units of the dtype's epsilon times its size (at least the number of
+    observations), so float32 neither raises false alarms nor float64 misses real ones."""
+    eps = jnp.finfo(jnp.result_type(ll)).eps
+    return 256 * eps * jnp.maximum(jnp.abs(ll), total)
+
+
+COLLAPSE_EPS = 1e3  # a component's spread below COLLAPSE_EPS * eps of the data's: collapsed
+
+
+def min_spread(resp, feats):
+    """The smallest variance of each component's responsibility-weighted data, (K,):
+    ``resp`` (n, K) weighted responsibilities, ``feats`` (n, p) standardised data. It is
+    0 when the component's mass sits on at most p distinct points (a lower-dimensional
+    subset); computed in two passes (centred), so rounding does not hide a collapse."""
+    nk = jnp.sum(resp, 0)
+    means = (resp.T @ feats) / nk[:, None]
+
+    def one(rm):
+        r, m = rm
+        f = feats - m
+        c = (f * r[:, None]).T @ f / jnp.sum(r)
+        return jnp.linalg.eigvalsh(c)[0]
+
+    return lax.map(one, (resp.T, means))
+
+
+def collapsed_components(model, params, log_joint, data):
+    """(K,) bool: components whose spread (``model.spread``: the smallest variance of the
+    component relative to the data's, unregularised) fell below ``COLLAPSE_EPS`` units of
+    the dtype's epsilon -- a component on a single point or a lower-dimensional subset,
+    where the likelihood of a continuous family is unbounded. Families of discrete data
+    (``model.spread`` returns None) cannot collapse; their degenerate components sit on
+    the boundary of the parameter space instead (see ``_result.boundary_flags``)."""
+    # a density that is +inf or NaN at some point has collapsed already
+    blown = jnp.any(jnp.isnan(log_joint) | (log_joint == jnp.inf), axis=0)
+    lj = jnp.where(blown[None, :], -jnp.inf, log_joint)
+    spread = model.spread(params, lj, data)
+    if spread is None:
+        return jnp.zeros((model.n_components,), bool)
+    return blown | (spread < COLLAPSE_EPS * jnp.finfo(spread.dtype).eps)
 
 
 def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1, progress_every=0,
@@ -185,9 +231,12 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
                 state0 = model.init_from_resp(resp, data)
         c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
-        logdens = jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1)
+        lj = model.log_joint(params, data.x_orig)
+        logdens = jax.nn.logsumexp(lj, axis=1)
         ll = jnp.sum(data.w * logdens)
-        return EMRun(params, ll, c.n_iter, c.status, c.decreased, logdens[:FINGERPRINT_POINTS])
+        collapsed = collapsed_components(model, params, lj, data) & jnp.all(jnp.isfinite(x))  # NaN data: own status
+        status = jnp.where(jnp.any(collapsed), int(Status.UNBOUNDED), c.status).astype(jnp.int32)
+        return EMRun(params, ll, c.n_iter, status, c.decreased, collapsed, logdens[:FINGERPRINT_POINTS])
 
     if stacked_init:
         runs = jax.vmap(one)(keys, init_params)
@@ -198,7 +247,7 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     best = best_run(runs)
     return EMOutput(
         params=best.params, loglik=best.loglik, n_iter=best.n_iter, status=best.status,
-        decreased=best.decreased,
+        decreased=best.decreased, collapsed=best.collapsed,
         restart_logliks=runs.loglik,
         converged=best.status == int(Status.SUCCESS),
         nobs=data.total,
@@ -210,8 +259,10 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
 
 def best_run(runs):
     """The restart with the highest final log-likelihood (a NamedTuple with ``loglik``
-    and ``status`` and a leading restart axis -> one run); collapsed restarts rank last."""
-    rank = jnp.where((runs.status != int(Status.NONFINITE)) & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
+    and ``status`` and a leading restart axis -> one run); collapsed restarts (status
+    NONFINITE or UNBOUNDED) rank last."""
+    bad = (runs.status == int(Status.NONFINITE)) | (runs.status == int(Status.UNBOUNDED))
+    rank = jnp.where(~bad & jnp.isfinite(runs.loglik), runs.loglik, -jnp.inf)
     rank = jnp.where(jnp.all(jnp.isinf(rank)), jnp.where(jnp.isnan(runs.loglik), -jnp.inf, runs.loglik), rank)
     return jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
 
@@ -258,6 +309,8 @@ def check_weights(weights, n, dtype):
 
 
 def _check_components_vs_points(x, w, k):
+    """Refuse fewer observations than components; warn (and return True) when there are
+    fewer distinct points than components."""
     if w is not None:
         keep = np.asarray(w) > 0
         n = int(np.sum(keep))
@@ -270,10 +323,10 @@ def _check_components_vs_points(x, w, k):
         )
     # Cheap first (and no copy of a large device array to the host): if a prefix
     # already has k distinct rows, the whole data set does.
-    if keep is None and len(np.unique(np.asarray(x[: 50 * k]).reshape(min(n, 50 * k), -1), axis=0)) >= k:
-        return
-    xs = np.asarray(x).reshape(x.shape[0], -1)
-    distinct = len(np.unique(xs if keep is None else xs[keep], axis=0))
+    if keep is None and n_distinct(np.asarray(x[: 50 * k])) >= k:
+        return False
+    xs = np.asarray(x)
+    distinct = n_distinct(xs if keep is None else xs[keep])
     if distinct < k:
         warnings.warn(
             f"only {distinct} distinct data points for n_components={k}: some components will be "
@@ -281,6 +334,20 @@ def _check_components_vs_points(x, w, k):
             ConvergenceWarning,
             stacklevel=3,
         )
+    return distinct < k
+
+
+def n_distinct(x) -> int:
+    """The number of distinct rows of ``x`` (n, ...) among its finite rows (host side)."""
+    rows = np.asarray(x).reshape(x.shape[0], -1)
+    return int(np.unique(rows[np.all(np.isfinite(rows), axis=1)], axis=0).shape[0])
+
+
+def mark_too_few(status, few):
+    """Status ``NOT_IDENTIFIED`` for a fit that ended normally on data with fewer distinct
+    points than components (some components empty or duplicated: FAULTS row 24)."""
+    normal = (status == int(Status.SUCCESS)) | (status == int(Status.MAX_ITER))
+    return jnp.where(few & normal, int(Status.NOT_IDENTIFIED), status).astype(jnp.int32)
 
 
 def check_em_options(model, n_init, maxiter, tol, init_method):
@@ -391,7 +458,7 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
         model = model.bind(x)
     dtype = x.dtype
     w = check_weights(weights, x.shape[0], dtype)
-    _check_components_vs_points(x, w, model.n_components)
+    few = _check_components_vs_points(x, w, model.n_components)
     stacked = False
     if starts is not None:
         if init is not None or n_init != 1:
@@ -409,6 +476,9 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
     with reporting(rep, maxiter, "EM"):
         out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init,
                        interval(rep, maxiter) if rep else 0, stacked)
+    if few:
+        status = mark_too_few(out.status, True)
+        out = out._replace(status=status, converged=status == int(Status.SUCCESS))
     if stderr is None:
         stderr = model.nparams(x) <= MAX_AUTO_STDERR_PARAMS
     return build_result(model, out, x, w, tol=tol, stderr=bool(stderr))

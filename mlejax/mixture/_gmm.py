@@ -241,6 +241,21 @@ class GaussianMixture:
     def is_valid(self, state):
         return jnp.all(jnp.isfinite(state.theta))
 
+    def spread(self, params, log_joint, data):
+        """Each component's smallest variance relative to the data's (standardised), (K,).
+        ``reg_covar`` keeps it away from 0 (a component on at most d distinct points is
+        then regularised, as scikit-learn does); with ``reg_covar=0``, or one negligible
+        against the data's scale, it reaches 0 and the likelihood is unbounded."""
+        cov, k = params["covariances"], self.n_components
+        var = (data.w @ (data.xc * data.xc)) / data.total
+        var = jnp.where(var > 0, var, 1.0)
+        if self.covariance_type == "spherical":
+            return cov / jnp.mean(var)
+        if self.covariance_type == "diag":
+            return jnp.min(cov / var, axis=1)
+        s = 1.0 / jnp.sqrt(var)
+        return jnp.broadcast_to(jnp.linalg.eigvalsh(cov * s[:, None] * s[None, :])[..., 0], (k,))
+
     def params_from_state(self, state, data):
         return {"weights": state.weights, "means": state.means + data.shift, "covariances": state.covariances}
 

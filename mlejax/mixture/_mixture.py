@@ -25,11 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._constraints import FIXED, parametrize
+from .._constraints import FIXED, FREE, parametrize
 from ..dist import _families as fam
 from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
+from ._em import min_spread
 from ._gmm import _as_data, validate_weights
+
+DISCRETE_SUPPORTS = ("count", "binary", "trials")  # families of discrete data: no density to collapse
 
 # -- the mixture components of earlier versions: the dist families --------------------
 
@@ -317,6 +320,14 @@ class Mixture:
     def state_from_params(self, params, data):
         return MixState(params["weights"], self._comps(params))
 
+    def spread(self, params, log_joint, data):
+        """Each component's smallest standardised data variance, (K,) (None for a family
+        of discrete data, whose degenerate components sit on a parameter bound instead)."""
+        if self.component.support in DISCRETE_SUPPORTS:
+            return None
+        resp = jax.nn.softmax(log_joint, axis=1) * data.w[:, None]
+        return min_spread(resp, data.feats)
+
     def is_valid(self, state):
         leaves = jax.tree_util.tree_leaves(state)
         return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
@@ -339,6 +350,15 @@ class Mixture:
         comps = jax.vmap(self._to_nat)(v[k - 1 :].reshape(k, -1))
         comps = {n: jnp.broadcast_to(a, like[n].shape) for n, a in comps.items()}
         return {"weights": w, **comps}
+
+    def bounds(self):
+        """``{leaf: (low, high)}`` of the component parameters' constraints (one
+        component's shape; infinite for free and fixed leaves)."""
+        out = {}
+        for name, kind, lo, hi in zip(self._spec.leaf_names, self._spec.kinds, self._dyn.lows, self._dyn.highs):
+            free = kind in (FREE, FIXED)
+            out[name] = (np.where(free, -np.inf, np.asarray(lo)), np.where(free, np.inf, np.asarray(hi)))
+        return out
 
     def fixed_mask(self, params):
         fixed = dict(zip(self._spec.leaf_names, (kd == FIXED for kd in self._spec.kinds)))

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._inference import analyse_information
+from .._inference import analyse_information, at_bound
 from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
 from .._tables import Table, Tabular, flat_named
@@ -111,6 +111,12 @@ class MixtureResult(Tabular):
         hessian_not_negdef / not_identified / ill_conditioned: flags of the
             observed information (see :class:`mlejax.FitResult`); with a flag set the
             standard errors are NaN (not identified: e.g. duplicated components).
+        collapsed: (K,) bool, components that collapsed onto a single point or a
+            lower-dimensional subset (status ``UNBOUNDED``, converged=False, standard
+            errors NaN).
+        at_bound: a dict like the component parameters (bool): parameters on the
+            boundary of their range (within half a standard error of a bound, as for
+            single fits; e.g. a Poisson rate at 0); their standard errors are NaN.
         starts: with ``n_init > 1``, a :class:`mlejax.StartsSummary` of the restarts
             (as for ``mj.fit(..., starts=)``): how many converged, the distinct maxima,
             their log-likelihoods and how many restarts reached each, and the flags.
@@ -139,6 +145,8 @@ class MixtureResult(Tabular):
     ill_conditioned: Any
     _model: Any = None  # static: the model without its dynamic hyperparameters
     nparams: int = 0
+    collapsed: Any = None
+    at_bound: Any = None
     starts: Any = None  # static: _starts.StartsSummary of the n_init restarts (None for one)
 
     @property
@@ -156,6 +164,12 @@ class MixtureResult(Tabular):
     @property
     def message(self) -> str:
         msg = message(self.status, "em")
+        if self.collapsed is not None and bool(np.any(np.asarray(self.collapsed))):
+            msg += f" (collapsed components: {np.flatnonzero(np.asarray(self.collapsed)).tolist()})"
+        bound = _bound_names(self.params, self.at_bound)
+        if bound:
+            msg += (f"; {', '.join(bound)} on the boundary of the parameter space: no standard error (NaN), "
+                    "Wald intervals unreliable")
         if self.stderr is not None and (bool(self.hessian_not_negdef) or bool(self.not_identified)):
             msg += (
                 "; the observed information is not positive definite, so standard errors are NaN "
@@ -226,8 +240,21 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
         nbad = int(np.sum(~np.isfinite(np.asarray(x))))
         raise ValueError(f"data contain NaN or inf ({nbad} values); remove or impute those rows.")
     status = int(out.status)
-    if status == Status.NONFINITE:
-        reg = getattr(model, "reg_covar", None)
+    reg = getattr(model, "reg_covar", None)
+    comps = np.flatnonzero(np.asarray(out.collapsed)).tolist()
+    if status == Status.UNBOUNDED and not (reg is not None and float(reg) == 0 and not batch_item):
+        warnings.warn(
+            f"EM: component(s) {comps} collapsed onto a single point or a lower-dimensional subset "
+            "(their mass sits on at most as many distinct points as the data have dimensions and "
+            "their scale shrank towards 0 relative to the data), where the log-likelihood grows "
+            "without bound: the result is not a maximum (status UNBOUNDED, converged=False, standard "
+            "errors NaN). Use fewer components (n_components), put a prior or a lower bound on the "
+            "component scale (or a larger reg_covar for a Gaussian mixture), remove duplicated "
+            "points, or start elsewhere (init, n_init).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    elif status in (Status.NONFINITE, Status.UNBOUNDED):
         fix = (
             "reg_covar=0 leaves no protection: set reg_covar > 0 (e.g. 1e-6, the default)"
             if reg is not None and float(reg) == 0
@@ -236,12 +263,13 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
             else "constrain the component parameters or start from other values"
         )
         raise ValueError(
-            "EM failed: a mixture component collapsed (its covariance or parameters became "
-            f"singular, e.g. a component sitting on a single point or a lower-dimensional subset). "
+            f"EM failed: a mixture component{f' {comps}' if comps else ''} collapsed (its covariance "
+            "or parameters became singular, e.g. a component sitting on a single point or a "
+            "lower-dimensional subset). "
             f"{fix[0].upper() + fix[1:]}, use fewer components (n_components), or start elsewhere "
             f"(init, n_init). Stopped after {int(out.n_iter)} iterations."
         )
-    if status != Status.SUCCESS and tol > 0:
+    if status in (Status.MAX_ITER, Status.PRECISION_LOSS) and tol > 0:
         warnings.warn(
             f"EM did not converge in {int(out.n_iter)} iterations (the best of the initialisations "
             "is returned, converged=False): raise maxiter, loosen tol, or try more initialisations "
@@ -252,6 +280,9 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
     params = out.params
     se_cov_info = None
     flags = (jnp.asarray(False),) * 3
+    if stderr and status == Status.UNBOUNDED:  # a collapse: no standard errors to trust
+        nan = jax.tree_util.tree_map(lambda a: jnp.full(jnp.shape(a), jnp.nan, jnp.result_type(a)), params)
+        return _result(model, out, x, (nan, None, None), flags, starts=restarts_summary(out, tol))
     if stderr:
         warn_if_float32(jnp.result_type(out.loglik), 3)
         nfree = model.nparams(x)
@@ -268,10 +299,54 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
                 HessianWarning,
                 stacklevel=3,
             )
+    bound = None if status == Status.UNBOUNDED else boundary_flags(model, params, se_cov_info[0] if se_cov_info else None)
+    names = _bound_names(params, bound)
+    if names:
+        if se_cov_info is not None:
+            se_cov_info[0] = {n: jnp.where(bound[n], jnp.nan, a) if n in bound else a
+                              for n, a in se_cov_info[0].items()}
+        warnings.warn(
+            f"EM: {', '.join(names)} on the boundary of the parameter space (within half a standard "
+            "error of a bound, e.g. a Poisson rate at 0 for a component that takes only zeros): the "
+            "likelihood is maximised at the edge, so the standard errors there are NaN and Wald "
+            "intervals are unreliable. Use fewer components, or fix the parameter at the bound "
+            "(mj.Fixed) if that is the model you mean.",
+            HessianWarning,
+            stacklevel=3,
+        )
     # The restarts' flags are reported (res.starts, res.message), not warned about: with
     # n_init, restarts reaching different maxima are expected (and select_components
     # runs many fits).
-    return _result(model, out, x, se_cov_info, flags, restarts_summary(out, tol))
+    return _result(model, out, x, se_cov_info, flags, bound, restarts_summary(out, tol))
+
+
+def boundary_flags(model, params, stderr):
+    """Component parameters on the boundary of their constraint: a dict like the component
+    parameters (bool), by the rule single fits use (:func:`mlejax._inference.at_bound`:
+    within half a standard error of a bound, or numerically on it without one); None
+    for models without bounded parameters (a Gaussian mixture's collapse is
+    :func:`mlejax.mixture._em.collapsed_components`)."""
+    bounds = getattr(model, "bounds", None)
+    if bounds is None:
+        return None
+    out = {}
+    for name, (lo, hi) in bounds().items():
+        v = np.asarray(params[name], np.float64)
+        se = np.full(v.shape, np.nan) if stderr is None else np.asarray(stderr[name], np.float64)
+        out[name] = np.asarray(at_bound(v, se, lo, hi, np))
+    return out
+
+
+def _bound_names(params, bound) -> list:
+    """``["rate[0] = 6.5e-25", ...]`` for the flagged entries of ``bound``."""
+    if not bound:
+        return []
+    out = []
+    for name, flags in bound.items():
+        v = np.asarray(params[name])
+        for idx in zip(*np.nonzero(np.asarray(flags))):
+            out.append(f"{name}[{', '.join(map(str, idx))}] = {v[idx]:.3g}")
+    return out
 
 
 def restarts_summary(out, tol):
@@ -283,7 +358,7 @@ def restarts_summary(out, tol):
                      loglik_atol=100.0 * tol * float(out.nobs), phi_atol=max(math.sqrt(100.0 * tol), 1e-6))
 
 
-def _result(model, out, x, se_cov_info, flags, starts=None):
+def _result(model, out, x, se_cov_info, flags, bound=None, starts=None):
     se, cov, info = se_cov_info or (None, None, None)
     return MixtureResult(
         params=out.params,
@@ -302,5 +377,7 @@ def _result(model, out, x, se_cov_info, flags, starts=None):
         ill_conditioned=flags[2],
         _model=model.static(),
         nparams=model.nparams(x),
+        collapsed=out.collapsed,
+        at_bound=bound,
         starts=starts,
     )
