@@ -8,7 +8,15 @@ mlejax never changes ``jax.config``: enable float64 yourself for inference with
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import dist as dist, hmm as hmm, mixture as mixture, plot as plot, priors as priors, progress as progress
+from . import (
+    dist as dist,
+    hmm as hmm,
+    mixture as mixture,
+    plot as plot,
+    priors as priors,
+    progress as progress,
+    stream as stream,
+)
 from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test

@@ -461,6 +461,12 @@ def result_meta(spec, nobs, solver, cov, ll, obs=None) -> dict:
 
 
 
+# Streamed sources (``mlejax.stream``) and minibatch fits (``batch_size=``) are run by
+# ``mlejax.backends``, which registers its entry point here on import (imports point from
+# ``_fit`` to the backends, never back).
+OUT_OF_CORE: list = []
+
+
 def fit(
     loglik,
     init,
@@ -475,6 +481,9 @@ def fit(
     check_finite=True,
     log_prior=None,
     obs=None,
+    batch_size=None,
+    progress=None,
+    key=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
 
@@ -524,12 +533,29 @@ def fit(
             ridge penalty, a Laplace prior a lasso one), and ``information``/``cov``
             come from the Hessian of the log-posterior (the Laplace approximation).
             ``loglik`` reports the log-likelihood alone at the estimate.
+        batch_size: with an optax ``method``, a stochastic fit: ``maxiter`` epochs over
+            shuffled minibatches of this many rows (data in memory or streamed), then
+            one exact pass over all the data for the reported ``loglik`` and
+            ``grad_norm``; ``res.stochastic`` is True. See the streaming guide.
+        progress: streamed and minibatch fits: ``True`` shows one update per pass or
+            epoch (or give an ``mj.progress.Recorder()``).
+        key: ``jax.random`` key for the minibatch shuffling (default ``key(0)``).
+
+    ``data`` may also be a streamed source (``mj.stream.from_npy``, ``from_parquet``,
+    ``from_iterator``, ``from_arrays``): each Newton iteration is then one exact pass
+    over its chunks, and the result equals the in-memory fit.
 
     Raises:
         TypeError/ValueError at call time for bad input, naming the argument; a
         ``ValueError`` if the log-likelihood is not finite at the start. Problems
         during the fit are reported in ``status``/``message`` and warned about.
     """
+    if batch_size is not None or getattr(data, "streamed", False):
+        return OUT_OF_CORE[0](loglik, init, data, method=method, maxiter=maxiter, tol=tol, cov=cov,
+                              check_finite=check_finite, log_prior=log_prior, batch_size=batch_size,
+                              progress=progress, key=key, nobs=nobs, obs=obs, clusters=clusters)
+    if progress is not None or key is not None:
+        raise ValueError("progress= and key= are for streamed data and minibatch fits (batch_size=).")
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)

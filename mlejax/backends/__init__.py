@@ -5,3 +5,4 @@ bootstrap and ``em_batch``). Sharded and streamed data go in this room.
 """
 
 from ._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
+from ._minibatch import fit_out_of_core as fit_out_of_core  # registers streamed/minibatch fits with mj.fit
