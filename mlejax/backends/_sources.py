@@ -36,9 +36,9 @@ def _rows(tree) -> int:
     leaves = jax.tree_util.tree_leaves(tree)
     if not leaves:
         raise ValueError("a streamed chunk has no data leaves.")
-    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
+    sizes = {a.shape[0] if len(a.shape) else None for a in leaves}
     if len(sizes) != 1 or None in sizes:
-        shapes = [np.shape(a) for a in leaves]
+        shapes = [a.shape for a in leaves]
         raise ValueError(
             f"streamed data leaves must all have one row per observation (a shared leading axis); "
             f"got shapes {shapes}. Put constants in a closure of loglik instead."
@@ -119,12 +119,41 @@ class ArraySource(Source):
         for i in range(self.n_chunks) if order is None else order:
             lo, hi = int(i) * size, min((int(i) + 1) * size, self.nobs)
             # a contiguous in-memory copy: the read from disk happens here (in the prefetch thread)
-            yield jax.tree_util.tree_map(lambda a, lo=lo, hi=hi: np.ascontiguousarray(a[lo:hi]), self.data)
+            yield jax.tree_util.tree_map(lambda a, lo=lo, hi=hi: self._slice(a, lo, hi), self.data)
+
+    @staticmethod
+    def _slice(a, lo, hi):
+        return np.ascontiguousarray(a[lo:hi])
 
     def chunks(self, order=None):
         for raw in self._raw_chunks(order):  # chunks are already chunk_size rows but the last
             n = _rows(raw)
             yield pad_rows(raw, n, self.chunk_size), n
+
+
+class NpyFile:
+    """A C-ordered ``.npy`` file read by rows with plain reads: unlike ``np.memmap``, the
+    rows read are not kept mapped into the process (its resident memory stays at the
+    chunks in flight)."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            self.offset = f.tell()
+        if fortran and len(shape) > 1:
+            raise ValueError(f"{path}: a Fortran-ordered .npy file cannot be read by rows; save it C-ordered.")
+        self.shape, self.dtype = shape, dtype
+        self.row = int(np.prod(shape[1:], dtype=np.int64))
+
+    def __getitem__(self, rows: slice):
+        lo, hi, _ = rows.indices(self.shape[0])
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + lo * self.row * self.dtype.itemsize)
+            out = np.fromfile(f, self.dtype, count=(hi - lo) * self.row)
+        return out.reshape((hi - lo,) + tuple(self.shape[1:]))
 
 
 class IteratorSource(Source):
@@ -199,8 +228,8 @@ def from_arrays(data, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ArraySource:
 
 def from_npy(paths, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ArraySource:
     """A streamed source over ``.npy`` files (a pytree of paths, e.g. ``{"y": "y.npy",
-    "X": "X.npy"}``), memory-mapped: only the chunks being read are in memory."""
-    arrays = jax.tree_util.tree_map(lambda p: np.load(p, mmap_mode="r"), paths)
+    "X": "X.npy"}``), read by rows: only the chunks in flight are in memory."""
+    arrays = jax.tree_util.tree_map(NpyFile, paths)
     return ArraySource(arrays, chunk_size)
 
 

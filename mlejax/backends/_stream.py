@@ -51,7 +51,8 @@ def _to_params(spec, dyn, natural):
 
 @functools.partial(jax.jit, static_argnames=("loglik", "spec", "order", "scores", "natural"))
 def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=False):
-    """One chunk's share of a pass, packed flat: ``-loglik`` summed over its real rows,
+    """One chunk's share of a pass, packed flat: ``-loglik`` summed over its real rows
+    (``loglik`` on the whole chunk, less the padding rows, which copy the first row),
     its gradient and (order 2) Hessian in ``v`` (the optimiser's scale, or the natural
     flat parameters with ``natural``), the sum of the score outer products (``scores``),
     then per data leaf its count of non-finite values."""
@@ -59,8 +60,10 @@ def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=
     m = _rows_of(chunk)[0].shape[0]
     w = (jnp.arange(m) < n_valid).astype(v.dtype)
 
-    def neg(u):
-        return -jnp.sum(jnp.where(w > 0, w * per_row(loglik, to_params(u), chunk), 0.0))
+    def neg(u):  # the padding rows are copies of the first row: their terms are taken off again
+        params = to_params(u)
+        first = jax.tree_util.tree_map(lambda a: a[:1], chunk)
+        return -(loglik(params, chunk) - (m - n_valid).astype(v.dtype) * loglik(params, first))
 
     d = Derivs(*jax.value_and_grad(neg)(v)) if order < 2 else _derivs2(neg, v)
     parts = [d.f[None], d.g] + ([jnp.ravel(d.h)] if order > 1 else [])
