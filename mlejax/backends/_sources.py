@@ -255,6 +255,25 @@ def from_iterator(factory: Callable[[], Iterator[Any]], chunk_size: int | None =
     return IteratorSource(factory, chunk_size)
 
 
+class Mapped(Source):
+    """``source`` with ``fn`` applied to each chunk's real rows (a host function, run in
+    the prefetch thread): e.g. a model turning named columns into its data tuple, and
+    checking them."""
+
+    def __init__(self, source, fn):
+        self.source, self.fn = source, fn
+        self.chunk_size, self.nobs = source.chunk_size, getattr(source, "nobs", None)
+
+    @property
+    def n_chunks(self):
+        return self.source.n_chunks
+
+    def chunks(self, order=None):
+        for chunk, n in self.source.chunks(order):
+            real = self.fn(jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], chunk))
+            yield pad_rows(real, n, self.chunk_size), n
+
+
 def is_source(data) -> bool:
     return isinstance(data, Source)
 
