@@ -228,7 +228,15 @@ def from_arrays(data, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ArraySource:
 
 def from_npy(paths, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ArraySource:
     """A streamed source over ``.npy`` files (a pytree of paths, e.g. ``{"y": "y.npy",
-    "X": "X.npy"}``), read by rows: only the chunks in flight are in memory."""
+    "X": "X.npy"}``), read by rows: only the chunks in flight are in memory.
+
+    Examples:
+        >>> import os, tempfile, numpy as np, mlejax as mj
+        >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+        >>> np.save(path, np.arange(5.0))
+        >>> [n for _, n in mj.stream.from_npy(path, chunk_size=2).chunks()]
+        [2, 2, 1]
+    """
     arrays = jax.tree_util.tree_map(NpyFile, paths)
     return ArraySource(arrays, chunk_size)
 
@@ -236,7 +244,16 @@ def from_npy(paths, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ArraySource:
 def from_parquet(paths, columns: dict, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ParquetSource:
     """A streamed source over Parquet files (one path or a list), read in record batches.
     ``columns`` names the data leaves: ``{"y": "y", "X": ["x1", "x2"]}`` (a list of
-    columns becomes an ``(n, p)`` array). Needs the optional extra ``parquet`` (pyarrow)."""
+    columns becomes an ``(n, p)`` array). Needs the optional extra ``parquet`` (pyarrow).
+
+    Examples:
+        >>> import os, tempfile, numpy as np, pyarrow as pa, pyarrow.parquet as pq, mlejax as mj
+        >>> path = os.path.join(tempfile.mkdtemp(), "d.parquet")
+        >>> pq.write_table(pa.table({"y": [0.0, 1, 1], "a": [1.0, 2, 3], "b": [4.0, 5, 6]}), path)
+        >>> chunk, n = next(mj.stream.from_parquet(path, {"y": "y", "X": ["a", "b"]}, chunk_size=3).chunks())
+        >>> chunk["X"].shape, n
+        ((3, 2), 3)
+    """
     return ParquetSource(paths, columns, chunk_size)
 
 
