@@ -179,7 +179,7 @@ def main():
     d = tempfile.mkdtemp(prefix="mlejax_stream_", dir=a.dir)
     try:
         t = time.perf_counter()
-        gen = _child("generate", d, a.rows)
+        _child("generate", d, a.rows)
         print(f"generated {a.rows} x {P} float64 ({a.rows * (P + 1) * 8 / 2**30:.2f} GiB) in "
               f"{time.perf_counter() - t:.0f} s")
         sub = _child("subset", d, min(a.subset, a.rows), a.chunk)

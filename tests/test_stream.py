@@ -176,7 +176,8 @@ def test_minibatch_matches_hand_written_optax_loop():
     for _ in range(60):
         perm = rng.permutation(512)
         for i in range(16):
-            batch = jax.tree_util.tree_map(lambda a: a[perm[i * 32:(i + 1) * 32]], data)
+            rows = perm[i * 32:(i + 1) * 32]
+            batch = jax.tree_util.tree_map(lambda a, rows=rows: a[rows], data)
             _, g = loss(params, batch)
             upd, state = tx.update(g, state, params)
             params = optax.apply_updates(params, upd)

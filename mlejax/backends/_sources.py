@@ -287,7 +287,7 @@ class Mapped(Source):
 
     def chunks(self, order=None):
         for chunk, n in self.source.chunks(order):
-            real = self.fn(jax.tree_util.tree_map(lambda a: np.asarray(a)[:n], chunk))
+            real = self.fn(jax.tree_util.tree_map(lambda a, n=n: np.asarray(a)[:n], chunk))
             yield pad_rows(real, n, self.chunk_size), n
 
 

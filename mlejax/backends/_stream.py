@@ -24,7 +24,7 @@ from .._fit import FitCore, Hooks, _raise_or_warn, check_options, conclude
 from .._observations import Observations, additivity, is_additive, leaf_names, natural_loglik_of
 from .._progress import reporter, reporting
 from .._result import FitResult
-from ..solvers._base import Derivs, HostObjective
+from ..solvers._base import Derivs, HostObjective, derivatives
 from ..solvers._driver import minimise
 from ._sources import prefetched
 
@@ -37,12 +37,6 @@ def _one(chunk, rows):
     """The chunk's pytree with each leaf replaced by one row (leading axis kept)."""
     treedef = jax.tree_util.tree_structure(chunk)
     return jax.tree_util.tree_unflatten(treedef, [r[None] for r in rows])
-
-
-def per_row(loglik, params, chunk):
-    """Per-observation log-likelihoods ``(m,)`` of a chunk (every leaf one row per
-    observation): ``loglik`` on each one-row slice."""
-    return jax.vmap(lambda rows: loglik(params, _one(chunk, rows)))(_rows_of(chunk))
 
 
 def _to_params(spec, dyn, natural):
@@ -65,7 +59,7 @@ def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=
         first = jax.tree_util.tree_map(lambda a: a[:1], chunk)
         return -(loglik(params, chunk) - (m - n_valid).astype(v.dtype) * loglik(params, first))
 
-    d = Derivs(*jax.value_and_grad(neg)(v)) if order < 2 else _derivs2(neg, v)
+    d = derivatives(neg, v, order)
     parts = [d.f[None], d.g] + ([jnp.ravel(d.h)] if order > 1 else [])
     if scores:
         s = jax.vmap(lambda rows: jax.grad(lambda u: loglik(to_params(u), _one(chunk, rows)))(v))(_rows_of(chunk))
@@ -73,15 +67,6 @@ def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=
     bad = [jnp.sum(~jnp.isfinite(a) & (w.reshape((-1,) + (1,) * (a.ndim - 1)) > 0)).astype(v.dtype)
            if jnp.issubdtype(a.dtype, jnp.inexact) else jnp.zeros((), v.dtype) for a in _rows_of(chunk)]
     return jnp.concatenate(parts + [jnp.stack(bad)])
-
-
-def _derivs2(fn, x):
-    def grad_aux(x):
-        f, g = jax.value_and_grad(fn)(x)
-        return g, (f, g)
-
-    h, (f, g) = jax.jacfwd(grad_aux, has_aux=True)(x)
-    return Derivs(f, g, 0.5 * (h + h.T))
 
 
 class Pass(NamedTuple):
@@ -218,4 +203,4 @@ def _conclude(source, st, hess, last, spec, dyn, dyn_np, ll, cov, kw, dtype) -> 
         return conclude(np, spec, dyn_np, st, hess, hooks, cov, None, None, True)
 
 
-__all__ = ["fit_stream", "full_pass", "chunk_terms", "per_row"]
+__all__ = ["fit_stream", "full_pass", "chunk_terms"]

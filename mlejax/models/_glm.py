@@ -223,9 +223,9 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         y: responses, shape ``(n,)``; or a streamed source (``mj.stream``) whose chunks
             are dicts with ``"y"`` and ``"X"`` (optionally ``"offset"``, ``"weights"``),
             fitted by exact Newton passes over the chunks (the separation and
-            at-infinity diagnoses, which need all rows in memory, are not run); or a formula such as ``"y ~ x1 + np.log(x2) + C(g)"``
-            with ``data=`` (needs the optional extra ``formula``: formulaic). Rows with
-            missing values are dropped and the parameter ``names`` are the design
+            at-infinity diagnoses, which need all rows in memory, are not run); or a
+            formula such as ``"y ~ x1 + np.log(x2) + C(g)"`` with ``data=`` (needs the
+            optional extra ``formula``: formulaic). Rows with missing values are dropped and the parameter ``names`` are the design
             matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
         X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
             a formula.
@@ -355,7 +355,8 @@ def _stream_glm(source, model, *, link, cov, method, maxiter, tol, log_prior):
                          "'weights'): e.g. mj.stream.from_npy({'y': 'y.npy', 'X': 'X.npy'}).")
 
     def rows(chunk):
-        _, _, y, x, off, w = _validate(model, chunk["y"], chunk["X"], chunk.get("offset"), chunk.get("weights"), link)
+        _, _, y, x, off, w = _validate(model, chunk["y"], chunk["X"], chunk.get("offset"), chunk.get("weights"),
+                                       link)
         return tuple(np.asarray(a, float) for a in (y, x, off, w))
 
     response, lnk = _validate(model, *rows({k: np.asarray(v)[:n0] for k, v in first.items()}), link)[:2]
