@@ -226,7 +226,8 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
             at-infinity diagnoses, which need all rows in memory, are not run); or a
             formula such as ``"y ~ x1 + np.log(x2) + C(g)"`` with ``data=`` (needs the
             optional extra ``formula``: formulaic). Rows with missing values are dropped
-            and the parameter ``names`` are the design matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
+            and the parameter ``names`` are the design matrix's columns (``Intercept``,
+            ``x1``, ``C(g)[T.b]``), as statsmodels'.
         X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
             a formula.
         data: with a formula, a pandas DataFrame (or a dict of columns).
