@@ -89,6 +89,7 @@ def subset(d, rows, chunk):
     jax, mj, loglik = _setup()
     from mlejax._constraints import parametrize
     from mlejax._fit import _kernel_jit
+    from mlejax.backends._stream import full_pass
 
     y = np.load(os.path.join(d, "y.npy"), mmap_mode="r")[:rows].copy()
     X = np.load(os.path.join(d, "X.npy"), mmap_mode="r")[:rows].copy()
@@ -104,22 +105,29 @@ def subset(d, rows, chunk):
     t = time.perf_counter()
     st = mj.fit(loglik, np.zeros(P), src)
     t_st = time.perf_counter() - t
-    # the in-memory pass: the warm derivative kernel (f, g, H) on all rows, best of 3
+    # one pass each way, interleaved, best of 3: the in-memory derivative kernel (f, g, H)
+    # on all rows, and one streamed pass (read from disk, prefetched, f, g, H summed)
     spec, dyn = parametrize(np.zeros(P))
     dd = jax.device_put(data)
     x = jax.numpy.asarray(np.asarray(mem.x))
-    _kernel_jit(x, dyn, dd, loglik=mj._fit.wrap_loglik(loglik), spec=spec, order=2).block_until_ready()
-    best = np.inf
-    for _ in range(3):
-        t = time.perf_counter()
-        _kernel_jit(x, dyn, dd, loglik=mj._fit.wrap_loglik(loglik), spec=spec, order=2).block_until_ready()
-        best = min(best, time.perf_counter() - t)
+    ll = mj._fit.wrap_loglik(loglik)
+    passes = {
+        "memory": lambda: _kernel_jit(x, dyn, dd, loglik=ll, spec=spec, order=2).block_until_ready(),
+        "stream": lambda: full_pass(src, x, jax.device_put(dyn), loglik=ll, spec=spec, order=2),
+    }
+    best = {k: np.inf for k in passes}
+    for _ in range(4):
+        for k, fn in passes.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
     rel_se = np.max(np.abs(np.asarray(st.stderr) / np.asarray(mem.stderr) - 1))
     return {
         "rows": rows, "max_abs_diff_params": float(np.max(np.abs(np.asarray(st.params) - np.asarray(mem.params)))),
         "max_rel_diff_se": float(rel_se), "loglik_diff": float(st.loglik - mem.loglik),
-        "in_memory_fit_s": t_mem, "stream_fit_s": t_st, "in_memory_pass_s": best,
-        "in_memory_rows_per_s": rows / best, "converged": [bool(mem.converged), bool(st.converged)],
+        "in_memory_fit_s": t_mem, "stream_fit_s": t_st, "in_memory_pass_s": best["memory"],
+        "stream_pass_s": best["stream"], "in_memory_rows_per_s": rows / best["memory"],
+        "pass_rate_ratio": best["memory"] / best["stream"], "converged": [bool(mem.converged), bool(st.converged)],
     }
 
 
@@ -194,8 +202,11 @@ def main():
               f"passes {st['passes']}, fit {st['fit_s']:.1f} s")
         print(f"subset {sub['rows']} rows streamed vs in memory: max |d params| {sub['max_abs_diff_params']:.2e}, "
               f"max rel d SE {sub['max_rel_diff_se']:.2e} (1e-8: {ok_equal})")
-        print(f"pass rate: in memory {sub['in_memory_rows_per_s']:.3g} rows/s, streamed {st['warm_rows_per_s']:.3g} "
-              f"rows/s (median warm pass); ratio {ratio:.2f} (>= 0.5: {ratio >= 0.5})")
+        print(f"pass rate on the {sub['rows']}-row subset, interleaved best of 4: in memory {sub['in_memory_pass_s']:.2f} s, "
+              f"streamed {sub['stream_pass_s']:.2f} s: ratio {sub['pass_rate_ratio']:.2f} (>= 0.5: "
+              f"{sub['pass_rate_ratio'] >= 0.5})")
+        print(f"pass rate of the {st['rows']}-row fit: {st['warm_rows_per_s']:.3g} rows/s (median warm pass) vs "
+              f"{sub['in_memory_rows_per_s']:.3g} rows/s in memory on the subset (another moment): ratio {ratio:.2f}")
         print(f"statsmodels Logit on {sm['rows']} rows: {sm['fit_s']:.1f} s ({sm['iterations']} iterations, "
               f"{sm['rows_per_s_per_iteration']:.3g} rows/s per iteration, peak RSS {sm['peak_rss_gib']:.2f} GiB)")
     finally:

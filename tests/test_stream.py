@@ -39,19 +39,16 @@ def _close(a, b, tol):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("cov", ["observed", "opg", "sandwich"])
+@pytest.mark.parametrize("cov", ["observed", "sandwich"])
 def test_streamed_logit_equals_statsmodels_and_in_memory(cov):
     src = mj.stream.from_arrays({"y": Y, "X": X}, chunk_size=300)  # last chunk padded (100 of 300 rows)
     res = mj.fit(logit_ll, np.zeros(P), src, cov=cov)
     mem = mj.fit(logit_ll, np.zeros(P), {"y": Y, "X": X}, cov=cov)
     sm_res = sm.Logit(Y, X).fit(disp=0, tol=1e-12)
-    sm_cov = {"observed": "nonrobust", "opg": None, "sandwich": "HC0"}[cov]
     assert res.converged and res.nobs == N
     np.testing.assert_allclose(res.params, sm_res.params, rtol=1e-7)
-    if sm_cov is not None:
-        se = np.sqrt(np.diag(sm_res.cov_params())) if sm_cov == "nonrobust" else sm.Logit(Y, X).fit(
-            disp=0, tol=1e-12, cov_type="HC0").bse
-        np.testing.assert_allclose(res.stderr, se, rtol=1e-6)
+    se = sm_res.bse if cov == "observed" else sm.Logit(Y, X).fit(disp=0, tol=1e-12, cov_type="HC0").bse
+    np.testing.assert_allclose(res.stderr, se, rtol=1e-6)
     np.testing.assert_allclose(res.params, mem.params, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(res.stderr, mem.stderr, rtol=1e-10)
     np.testing.assert_allclose(res.loglik, sm_res.llf, rtol=1e-12)
@@ -156,7 +153,7 @@ def mlp_ll(p, d):
     return jnp.sum(jax.scipy.stats.norm.logpdf(d["y"], out[:, 0], jnp.exp(out[:, 1])))
 
 
-def _mlp_data(n=512):
+def _mlp_data(n=256):
     rng = np.random.default_rng(5)
     x = rng.uniform(-2, 2, size=(n, 1))
     y = np.sin(2 * x[:, 0]) + (0.1 + 0.2 * np.abs(x[:, 0])) * rng.normal(size=n)
@@ -169,13 +166,13 @@ def _mlp_data(n=512):
 def test_minibatch_matches_hand_written_optax_loop():
     data, init = _mlp_data()
     tx = optax.adam(1e-2)
-    res = mj.fit(mlp_ll, init, data, method=tx, batch_size=32, maxiter=60, cov=None)
+    res = mj.fit(mlp_ll, init, data, method=tx, batch_size=32, maxiter=40, cov=None)
     # the peer: a hand-written optax loop over shuffled minibatches of the mean loss
     loss = jax.jit(jax.value_and_grad(lambda p, b: -mlp_ll(p, b) / 32))
     params, state, rng = init, tx.init(init), np.random.default_rng(0)
-    for _ in range(60):
-        perm = rng.permutation(512)
-        for i in range(16):
+    for _ in range(40):
+        perm = rng.permutation(256)
+        for i in range(8):
             rows = perm[i * 32:(i + 1) * 32]
             batch = jax.tree_util.tree_map(lambda a, rows=rows: a[rows], data)
             _, g = loss(params, batch)
