@@ -194,7 +194,7 @@ def test_minibatch_streamed_and_inference():
     res = mj.fit(normal_ll, NORMAL_INIT, src, method=optax.adam(0.05), batch_size=50, maxiter=150, tol=1e-4)
     mu, sd = XN.mean(), XN.std()
     assert res.stochastic and res.nobs == N
-    np.testing.assert_allclose([res.params["mu"], res.params["sigma"]], [mu, sd], rtol=2e-2)
+    np.testing.assert_allclose([res.params["mu"], res.params["sigma"]], [mu, sd], rtol=5e-2)  # stochastic
     np.testing.assert_allclose(float(res.loglik), float(normal_ll(res.params, XN)), rtol=1e-12)
     # inference from the exact Hessian at the estimate: close to the closed form there
     np.testing.assert_allclose(res.stderr["mu"], sd / np.sqrt(N), rtol=5e-2)
