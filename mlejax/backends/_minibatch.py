@@ -128,7 +128,7 @@ def fit_minibatch(loglik, init, data, *, method, maxiter=None, tol=None, cov="ob
     with reporting(rep, epochs, "epochs"):
         x, bad = _epochs(x0, method.init(x0), source, dyn, key, epochs, rep, in_memory=in_memory, **static)
     order = 1 if cov is None else 2
-    p = full_pass(source, x, dyn, loglik=ll, spec=spec, order=order)
+    p = full_pass(source, x, dyn, loglik=ll, spec=spec, order=order, check=check_finite)
     if check_finite and np.any(p.nonfinite > 0):
         raise ValueError("the data contain NaN or inf; remove or impute those rows (or pass check_finite=False "
                          "and mask them inside loglik).")

@@ -52,7 +52,6 @@ def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=
     then per data leaf its count of non-finite values."""
     to_params = _to_params(spec, dyn, natural)
     m = _rows_of(chunk)[0].shape[0]
-    w = (jnp.arange(m) < n_valid).astype(v.dtype)
 
     def neg(u):  # the padding rows are copies of the first row: their terms are taken off again
         params = to_params(u)
@@ -63,10 +62,9 @@ def chunk_terms(v, dyn, chunk, n_valid, *, loglik, spec, order, scores, natural=
     parts = [d.f[None], d.g] + ([jnp.ravel(d.h)] if order > 1 else [])
     if scores:
         s = jax.vmap(lambda rows: jax.grad(lambda u: loglik(to_params(u), _one(chunk, rows)))(v))(_rows_of(chunk))
+        w = (jnp.arange(m) < n_valid).astype(v.dtype)
         parts.append(jnp.ravel((s * w[:, None]).T @ s))
-    bad = [jnp.sum(~jnp.isfinite(a) & (w.reshape((-1,) + (1,) * (a.ndim - 1)) > 0)).astype(v.dtype)
-           if jnp.issubdtype(a.dtype, jnp.inexact) else jnp.zeros((), v.dtype) for a in _rows_of(chunk)]
-    return jnp.concatenate(parts + [jnp.stack(bad)])
+    return jnp.concatenate(parts)
 
 
 class Pass(NamedTuple):
@@ -75,24 +73,33 @@ class Pass(NamedTuple):
     derivs: Derivs
     outer: Any  # sum of score outer products (k x k), or None
     nobs: int
-    nonfinite: Any  # per data leaf, the count of NaN/inf values
+    nonfinite: Any  # per data leaf, the count of NaN/inf values (a checking pass; else empty)
 
 
-def full_pass(source, v, dyn, *, loglik, spec, order, scores=False, natural=False) -> Pass:
+def full_pass(source, v, dyn, *, loglik, spec, order, scores=False, natural=False, check=False) -> Pass:
     """Sum one chunk function over all chunks (prefetched), on the device, synced once."""
     k = v.shape[0]
-    acc, nobs, first = None, 0, None
-    for chunk, n in prefetched(source.chunks()):
+    acc, nobs, bad = None, 0, []
+    chunks = _counting_nonfinite(source.chunks(), bad) if check else source.chunks()
+    for chunk, n in prefetched(chunks):
         out = chunk_terms(v, dyn, chunk, n, loglik=loglik, spec=spec, order=order, scores=scores,
                           natural=natural)
         acc = out if acc is None else acc + out
         nobs += n
-        first = chunk if first is None else first
     flat = np.asarray(acc, dtype=v.dtype)
     pos = 1 + k + (k * k if order > 1 else 0)
     d = Derivs(flat[0], flat[1:k + 1], flat[k + 1:pos].reshape(k, k) if order > 1 else None)
     outer = flat[pos:pos + k * k].reshape(k, k) if scores else None
-    return Pass(d, outer, nobs, flat[pos + (k * k if scores else 0):])
+    return Pass(d, outer, nobs, np.sum(bad, axis=0) if bad else np.zeros(0))
+
+
+def _counting_nonfinite(chunks, counts):
+    """``chunks`` unchanged, appending each one's count of NaN/inf per data leaf to
+    ``counts`` (on the host, in the prefetch thread: no second compiled function)."""
+    for chunk, n in chunks:
+        counts.append([int(np.sum(~np.isfinite(a[:n]))) if np.issubdtype(a.dtype, np.inexact) else 0
+                       for a in _rows_of(chunk)])
+        yield chunk, n
 
 
 @functools.partial(jax.jit, static_argnames=("loglik", "spec"))
@@ -156,7 +163,8 @@ def fit_stream(loglik, init, source, *, method="newton", maxiter=None, tol=None,
     rep = reporter(progress)
 
     def kernel(x, order):
-        p = full_pass(source, jnp.asarray(x, dtype), dyn, order=order, scores=want_scores and order > 1, **kw)
+        p = full_pass(source, jnp.asarray(x, dtype), dyn, order=order, scores=want_scores and order > 1,
+                      check=check_finite and not last, **kw)
         if check_finite and not last:
             _refuse_nonfinite(first, p.nonfinite)
         last.update(x=np.array(x), p=p, passes=last.get("passes", 0) + 1)
