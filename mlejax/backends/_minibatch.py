@@ -154,7 +154,12 @@ def _inference(st, p, spec, dyn_np, ll) -> FitCore:
     hooks = Hooks(refine=lambda info, exact: info, scores=None,
                   log_prior=(lambda params: np.asarray(ll.log_prior(params))) if hasattr(ll, "log_prior") else None)
     with np.errstate(all="ignore"):
-        return conclude(np, spec, dyn_np, st, p.derivs.h, hooks, "observed", None, None, True)
+        core = conclude(np, spec, dyn_np, st, p.derivs.h, hooks, "observed", None, None, True)
+    if int(core.status) == Status.DIVERGING:  # the exact Newton step is not small: the epochs ran out
+        nan = np.full_like(core.cov, np.nan)
+        core = core._replace(status=np.int32(Status.MAX_ITER), converged=np.bool_(False), cov=nan,
+                             stderr=jax.tree_util.tree_map(lambda a: np.full_like(a, np.nan), core.stderr))
+    return core
 
 
 def _no_inference(spec, dyn_np, st) -> FitCore:
