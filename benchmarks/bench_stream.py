@@ -176,6 +176,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=131_072)
     ap.add_argument("--sm-rows", type=int, default=2_000_000)
     ap.add_argument("--dir", default=None, help="parent of the temporary data directory")
+    ap.add_argument("--parts", default="subset,statsmodels,stream", help="which parts to run after generating")
     ap.add_argument("--part", default=None)
     ap.add_argument("args", nargs="*")
     a = ap.parse_args()
@@ -190,25 +191,25 @@ def main():
         _child("generate", d, a.rows)
         print(f"generated {a.rows} x {P} float64 ({a.rows * (P + 1) * 8 / 2**30:.2f} GiB) in "
               f"{time.perf_counter() - t:.0f} s")
-        sub = _child("subset", d, min(a.subset, a.rows), a.chunk)
-        print("subset:", json.dumps(sub))
-        sm = _child("statsmodels", d, min(a.sm_rows, a.rows))
-        print("statsmodels:", json.dumps(sm))
-        st = _child("stream", d, a.chunk)
-        print("stream:", json.dumps({k: v for k, v in st.items() if k not in ("params", "stderr")}))
-        ok_equal = sub["max_abs_diff_params"] < 1e-8 and sub["max_rel_diff_se"] < 1e-8
-        ratio = st["warm_rows_per_s"] / sub["in_memory_rows_per_s"] if st["warm_rows_per_s"] else float("nan")
-        print(f"\nrows {st['rows']}: peak RSS {st['peak_rss_gib']:.2f} GiB (< 2: {st['peak_rss_gib'] < 2}); "
-              f"passes {st['passes']}, fit {st['fit_s']:.1f} s")
-        print(f"subset {sub['rows']} rows streamed vs in memory: max |d params| {sub['max_abs_diff_params']:.2e}, "
-              f"max rel d SE {sub['max_rel_diff_se']:.2e} (1e-8: {ok_equal})")
-        print(f"pass rate on the {sub['rows']}-row subset, interleaved best of 4: in memory {sub['in_memory_pass_s']:.2f} s, "
-              f"streamed {sub['stream_pass_s']:.2f} s: ratio {sub['pass_rate_ratio']:.2f} (>= 0.5: "
-              f"{sub['pass_rate_ratio'] >= 0.5})")
-        print(f"pass rate of the {st['rows']}-row fit: {st['warm_rows_per_s']:.3g} rows/s (median warm pass) vs "
-              f"{sub['in_memory_rows_per_s']:.3g} rows/s in memory on the subset (another moment): ratio {ratio:.2f}")
-        print(f"statsmodels Logit on {sm['rows']} rows: {sm['fit_s']:.1f} s ({sm['iterations']} iterations, "
-              f"{sm['rows_per_s_per_iteration']:.3g} rows/s per iteration, peak RSS {sm['peak_rss_gib']:.2f} GiB)")
+        parts = a.parts.split(",")
+        if "subset" in parts:
+            sub = _child("subset", d, min(a.subset, a.rows), a.chunk)
+            print("subset:", json.dumps(sub))
+            print(f"subset {sub['rows']} rows streamed vs in memory: max |d params| "
+                  f"{sub['max_abs_diff_params']:.2e}, max rel d SE {sub['max_rel_diff_se']:.2e} (1e-8: "
+                  f"{sub['max_abs_diff_params'] < 1e-8 and sub['max_rel_diff_se'] < 1e-8})")
+            print(f"pass rate on the {sub['rows']}-row subset, interleaved best of 4: in memory "
+                  f"{sub['in_memory_pass_s']:.2f} s, streamed {sub['stream_pass_s']:.2f} s: ratio "
+                  f"{sub['pass_rate_ratio']:.2f} (>= 0.5: {sub['pass_rate_ratio'] >= 0.5})")
+        if "statsmodels" in parts:
+            sm = _child("statsmodels", d, min(a.sm_rows, a.rows))
+            print(f"statsmodels Logit on {sm['rows']} rows: {sm['fit_s']:.1f} s ({sm['iterations']} iterations, "
+                  f"{sm['rows_per_s_per_iteration']:.3g} rows/s per iteration, peak RSS {sm['peak_rss_gib']:.2f} GiB)")
+        if "stream" in parts:
+            st = _child("stream", d, a.chunk)
+            print("stream:", json.dumps({k: v for k, v in st.items() if k not in ("params", "stderr")}))
+            print(f"rows {st['rows']}: peak RSS {st['peak_rss_gib']:.2f} GiB (< 2: {st['peak_rss_gib'] < 2}); "
+                  f"passes {st['passes']}, fit {st['fit_s']:.1f} s, median warm pass {st['warm_rows_per_s']:.3g} rows/s")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
