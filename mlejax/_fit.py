@@ -26,6 +26,7 @@ from ._inference import (
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitFields, FitResult
 from ._smooth import flag_not_smooth
+from ._starts import warn_starts
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
@@ -461,12 +462,6 @@ def result_meta(spec, nobs, solver, cov, ll, obs=None) -> dict:
 
 
 
-# Streamed sources (``mlejax.stream``) and minibatch fits (``batch_size=``) are run by
-# ``mlejax.backends``, which registers its entry point here on import (imports point from
-# ``_fit`` to the backends, never back).
-OUT_OF_CORE: list = []
-
-
 def fit(
     loglik,
     init,
@@ -481,6 +476,7 @@ def fit(
     check_finite=True,
     log_prior=None,
     obs=None,
+    starts=None,
     batch_size=None,
     progress=None,
     key=None,
@@ -497,7 +493,8 @@ def fit(
         data: any pytree of arrays, passed to ``loglik`` unchanged (integer data stay
             integer so they can index). Leaves sharing a leading axis are the
             observations (``nobs``; OPG / sandwich scores).
-        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, any
+        method: ``"newton"`` (exact Hessian, damped; default), ``"trust-region"``
+            (exact trust-region subproblem, for hard starts), ``"lbfgs"``, any
             ``optax.GradientTransformation`` for gradient ascent, or any instance of
             :class:`mlejax.solvers.Solver` (write your own). A single fit with concrete
             inputs (up to 2^19 data elements) and a host-capable solver (Newton)
@@ -533,13 +530,30 @@ def fit(
             ridge penalty, a Laplace prior a lasso one), and ``information``/``cov``
             come from the Hessian of the log-posterior (the Laplace approximation).
             ``loglik`` reports the log-likelihood alone at the estimate.
+        starts: fit from many starting points and keep the best converged maximum
+            (see "Local optima" in the README). A number ``S``: ``init`` itself and
+            ``S - 1`` starts drawn around it on the optimiser's unconstrained scale
+            (a log for ``mj.Positive``, a logit for ``mj.Bounded``), each coordinate
+            ``u0 + z * max(1, |u0|)`` with ``z ~ N(0, 1)``; needs ``key``. A function
+            ``key -> init`` (plain values shaped like ``init``; the constraints are
+            ``init``'s), run on each key of the stack ``key``. Or a pytree like
+            ``init`` whose leaves are stacked along a leading axis, one row per start.
+            All starts run vmapped in one compiled call (a second call with the same
+            shapes does not recompile); the result is the fit from the best converged
+            start, with full inference there, and ``res.starts`` (a
+            :class:`mlejax.StartsSummary`) reports how many converged, the distinct
+            maxima, their log-likelihoods and how many starts reached each. A
+            :class:`mlejax.LocalOptimaWarning` says when the best maximum was reached
+            by a single start, or when distinct maxima tie in log-likelihood.
+        key: a ``jax.random`` key for ``starts=S`` (e.g. ``jax.random.key(0)``), or a
+            stack of keys (``jax.random.split(key, S)``) for ``starts=function``; with
+            ``batch_size=``, the key of the minibatch shuffling (default ``key(0)``).
         batch_size: with an optax ``method``, a stochastic fit: ``maxiter`` epochs over
             shuffled minibatches of this many rows (data in memory or streamed), then
             one exact pass over all the data for the reported ``loglik`` and
             ``grad_norm``; ``res.stochastic`` is True. See the streaming guide.
         progress: streamed and minibatch fits: ``True`` shows one update per pass or
             epoch (or give an ``mj.progress.Recorder()``).
-        key: ``jax.random`` key for the minibatch shuffling (default ``key(0)``).
 
     ``data`` may also be a streamed source (``mj.stream.from_npy``, ``from_parquet``,
     ``from_iterator``, ``from_arrays``): each Newton iteration is then one exact pass
@@ -549,13 +563,26 @@ def fit(
         TypeError/ValueError at call time for bad input, naming the argument; a
         ``ValueError`` if the log-likelihood is not finite at the start. Problems
         during the fit are reported in ``status``/``message`` and warned about.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> x = np.array([-0.3, 0.1, 0.2, 0.4, 9.8, 10.1, 10.3])    # a cluster and outliers
+        >>> def loglik(p, x):                                       # Cauchy location, scale 0.5
+        ...     return jnp.sum(jax.scipy.stats.cauchy.logpdf(x, p, 0.5))
+        >>> round(float(mj.fit(loglik, 10.0, x).params), 2)         # from 10: the outliers' maximum
+        10.02
+        >>> res = mj.fit(loglik, 10.0, x, starts=16, key=jax.random.key(0))
+        >>> round(float(res.params), 2), res.starts.n_maxima        # the global maximum, and 2 found
+        (0.16, 2)
     """
     if batch_size is not None or getattr(data, "streamed", False):
-        return OUT_OF_CORE[0](loglik, init, data, method=method, maxiter=maxiter, tol=tol, cov=cov,
-                              check_finite=check_finite, log_prior=log_prior, batch_size=batch_size,
-                              progress=progress, key=key, nobs=nobs, obs=obs, clusters=clusters)
-    if progress is not None or key is not None:
-        raise ValueError("progress= and key= are for streamed data and minibatch fits (batch_size=).")
+        if starts is not None:
+            raise ValueError("starts= is not available for streamed or minibatch fits.")
+        return _OUT_OF_CORE[0](loglik, init, data, method=method, maxiter=maxiter, tol=tol, cov=cov,
+                               check_finite=check_finite, log_prior=log_prior, batch_size=batch_size,
+                               progress=progress, key=key, nobs=nobs, obs=obs, clusters=clusters)
+    if progress is not None:
+        raise ValueError("progress= is for streamed data and minibatch fits (batch_size=).")
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
@@ -564,14 +591,21 @@ def fit(
     n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)
-    if _host_ok(solver, dyn, data, tol):
+    summary = finite_leaves = None
+    if starts is not None:
+        out, dyn, summary = _MULTI_START[0](starts, key, spec, dyn, data, tol, maxiter, codes, static)
+    elif key is not None:
+        raise ValueError("key= is only used with starts= (random starting points) or batch_size= (minibatch "
+                         "shuffling); drop it, or add starts=.")
+    elif _host_ok(solver, dyn, data, tol):
         data = jax.device_put(data)  # once, not on every kernel call
         out, finite_leaves = host_fit(dyn, data, tol, maxiter, codes, **static)
     else:
         dtype = dyn.values[0].dtype
         out, finite_leaves = _core_jit(dyn, data, jnp.asarray(tol, dtype),
                                        jnp.asarray(maxiter, jnp.int32), codes, **static)
-    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
+    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, starts=summary,
+                    **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
         if cov in PER_OBSERVATION_COV:
             require_additive(res, f"cov={cov!r}")
@@ -580,7 +614,31 @@ def fit(
         if int(res.status) == Status.NONFINITE:
             res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
+        warn_starts(summary)
     return res
+
+
+# ``starts=`` runs fit_batch's compiled engine (mlejax.backends), which is built on this
+# module; imports point one way, so the runner registers itself here when
+# mlejax.backends is imported (always: mlejax/__init__ imports it).
+_MULTI_START: list = []
+
+
+# Streamed sources (``mlejax.stream``) and minibatch fits (``batch_size=``) are run by
+# mlejax.backends too, registered the same way.
+_OUT_OF_CORE: list = []
+
+
+def register_out_of_core(runner) -> None:
+    """Set the runner of streamed and minibatch fits: ``runner(loglik, init, data, **options)
+    -> FitResult``."""
+    _OUT_OF_CORE[:] = [runner]
+
+
+def register_multi_start(runner) -> None:
+    """Set the multi-start runner: ``runner(starts, key, spec, dyn, data, tol, maxiter,
+    codes, static) -> (FitCore, dyn, StartsSummary)``."""
+    _MULTI_START[:] = [runner]
 
 
 def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):

@@ -192,6 +192,6 @@ def fit_out_of_core(loglik, init, data, *, batch_size=None, nobs=None, obs=None,
     return fit_stream(loglik, init, data, **options)
 
 
-_fit.OUT_OF_CORE[:] = [fit_out_of_core]
+_fit.register_out_of_core(fit_out_of_core)
 
 __all__ = ["fit_minibatch", "fit_out_of_core", "chunk_epoch"]
