@@ -64,8 +64,15 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the table above stands for
-    from . import dist as dist, hmm as hmm, mixture as mixture, plot as plot, priors as priors, progress as progress
-    from . import stream as stream
+    from . import (
+        dist as dist,
+        hmm as hmm,
+        mixture as mixture,
+        plot as plot,
+        priors as priors,
+        progress as progress,
+        stream as stream,
+    )
     from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
     from ._cache import enable_compilation_cache as enable_compilation_cache
     from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
