@@ -106,7 +106,7 @@ def em_stream(model, source, *, key, n_init, maxiter, tol, init, init_method, st
         params=params, loglik=jnp.asarray(loglik, dtype), n_iter=jnp.asarray(n_iter), status=jnp.asarray(int(status)),
         decreased=jnp.asarray(decreased), restart_logliks=jnp.asarray([loglik], dtype),
         converged=jnp.asarray(status == Status.SUCCESS), nobs=jnp.asarray(float(total), dtype),
-        finite_data=jnp.asarray(True))
+        finite_data=jnp.asarray(True), restart_status=None, restart_fingerprints=None)
     res = build_result(model, out, x0, None, tol=tol, stderr=False)
     if stderr is None or stderr:
         info = 0.0
