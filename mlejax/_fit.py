@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -364,9 +365,11 @@ def _host_ok(solver, dyn, data, tol) -> bool:
 
 
 def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs,
-             n_clusters, check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
+             n_clusters, check_finite, obs_mask=None) -> tuple[FitCore, tuple, Callable]:
     """:func:`core` with the driver loop and all the inference on the host (numpy): only
-    the model's derivative kernel is compiled, once per model, shapes and order."""
+    the model's derivative kernel is compiled, once per model, shapes and order. Also
+    returns ``gradients(points)``: the log-likelihood's gradients at the rows of
+    ``points`` (optimiser scale) by the same compiled kernel, for checks that follow."""
     dtype = np.dtype(dyn.values[0].dtype)
     finite_leaves = tuple(bool(np.all(np.isfinite(np.asarray(a)))) for a in _float_leaves(data))
     dyn_np = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), dyn)
@@ -414,7 +417,12 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     with np.errstate(all="ignore"):
         out = conclude(np, spec, dyn_np, st, hess, hooks, cov_type,
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
-    return out, finite_leaves
+    order = max(solver.order, 1)
+
+    def gradients(points):
+        return -np.stack([kernel(np.asarray(u, dtype), order).g for u in points])
+
+    return out, finite_leaves, gradients
 
 
 def _resolve_options(method, maxiter, tol):
@@ -591,7 +599,7 @@ def fit(
     n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)
-    summary = finite_leaves = None
+    summary = finite_leaves = gradients = None
     if starts is not None:
         out, dyn, summary = _MULTI_START[0](starts, key, spec, dyn, data, tol, maxiter, codes, static)
     elif key is not None:
@@ -599,7 +607,7 @@ def fit(
                          "shuffling); drop it, or add starts=.")
     elif _host_ok(solver, dyn, data, tol):
         data = jax.device_put(data)  # once, not on every kernel call
-        out, finite_leaves = host_fit(dyn, data, tol, maxiter, codes, **static)
+        out, finite_leaves, gradients = host_fit(dyn, data, tol, maxiter, codes, **static)
     else:
         dtype = dyn.values[0].dtype
         out, finite_leaves = _core_jit(dyn, data, jnp.asarray(tol, dtype),
@@ -610,7 +618,7 @@ def fit(
         if cov in PER_OBSERVATION_COV:
             require_additive(res, f"cov={cov!r}")
         if int(res.status) not in (Status.NONFINITE_DATA, Status.NONFINITE_START):
-            res = flag_not_smooth(res)
+            res = flag_not_smooth(res, gradients)
         if int(res.status) == Status.NONFINITE:
             res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
