@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 # public name -> the module that defines it (a submodule name itself for ``mj.dist`` etc.)
 _EXPORTS = {
-    **{m: f".{m}" for m in ("dist", "hmm", "mixture", "plot", "priors", "progress")},
+    **{m: f".{m}" for m in ("dist", "hmm", "mixture", "plot", "priors", "progress", "stream")},
     **dict.fromkeys(("BootstrapResult", "bootstrap"), "._bootstrap"),
     "enable_compilation_cache": "._cache",
     **dict.fromkeys(("TestResult", "lrt", "wald_test"), "._compare"),
@@ -64,7 +64,15 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the table above stands for
-    from . import dist as dist, hmm as hmm, mixture as mixture, plot as plot, priors as priors, progress as progress
+    from . import (
+        dist as dist,
+        hmm as hmm,
+        mixture as mixture,
+        plot as plot,
+        priors as priors,
+        progress as progress,
+        stream as stream,
+    )
     from ._bootstrap import BootstrapResult as BootstrapResult, bootstrap as bootstrap
     from ._cache import enable_compilation_cache as enable_compilation_cache
     from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test

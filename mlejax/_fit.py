@@ -485,6 +485,8 @@ def fit(
     log_prior=None,
     obs=None,
     starts=None,
+    batch_size=None,
+    progress=None,
     key=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
@@ -552,7 +554,18 @@ def fit(
             :class:`mlejax.LocalOptimaWarning` says when the best maximum was reached
             by a single start, or when distinct maxima tie in log-likelihood.
         key: a ``jax.random`` key for ``starts=S`` (e.g. ``jax.random.key(0)``), or a
-            stack of keys (``jax.random.split(key, S)``) for ``starts=function``.
+            stack of keys (``jax.random.split(key, S)``) for ``starts=function``; with
+            ``batch_size=``, the key of the minibatch shuffling (default ``key(0)``).
+        batch_size: with an optax ``method``, a stochastic fit: ``maxiter`` epochs over
+            shuffled minibatches of this many rows (data in memory or streamed), then
+            one exact pass over all the data for the reported ``loglik`` and
+            ``grad_norm``; ``res.stochastic`` is True. See the streaming guide.
+        progress: streamed and minibatch fits: ``True`` shows one update per pass or
+            epoch (or give an ``mj.progress.Recorder()``).
+
+    ``data`` may also be a streamed source (``mj.stream.from_npy``, ``from_parquet``,
+    ``from_iterator``, ``from_arrays``): each Newton iteration is then one exact pass
+    over its chunks, and the result equals the in-memory fit.
 
     Raises:
         TypeError/ValueError at call time for bad input, naming the argument; a
@@ -570,6 +583,14 @@ def fit(
         >>> round(float(res.params), 2), res.starts.n_maxima        # the global maximum, and 2 found
         (0.16, 2)
     """
+    if batch_size is not None or getattr(data, "streamed", False):
+        if starts is not None:
+            raise ValueError("starts= is not available for streamed or minibatch fits.")
+        return _OUT_OF_CORE[0](loglik, init, data, method=method, maxiter=maxiter, tol=tol, cov=cov,
+                               check_finite=check_finite, log_prior=log_prior, batch_size=batch_size,
+                               progress=progress, key=key, nobs=nobs, obs=obs, clusters=clusters)
+    if progress is not None:
+        raise ValueError("progress= is for streamed data and minibatch fits (batch_size=).")
     ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
     spec, dyn = parametrize(init)
     data = prepare_data(data)
@@ -582,7 +603,8 @@ def fit(
     if starts is not None:
         out, dyn, summary = _MULTI_START[0](starts, key, spec, dyn, data, tol, maxiter, codes, static)
     elif key is not None:
-        raise ValueError("key= is only used with starts= (random starting points); drop it, or add starts=.")
+        raise ValueError("key= is only used with starts= (random starting points) or batch_size= (minibatch "
+                         "shuffling); drop it, or add starts=.")
     elif _host_ok(solver, dyn, data, tol):
         data = jax.device_put(data)  # once, not on every kernel call
         out, finite_leaves, gradients = host_fit(dyn, data, tol, maxiter, codes, **static)
@@ -608,6 +630,17 @@ def fit(
 # module; imports point one way, so the runner registers itself here when
 # mlejax.backends is imported (always: mlejax/__init__ imports it).
 _MULTI_START: list = []
+
+
+# Streamed sources (``mlejax.stream``) and minibatch fits (``batch_size=``) are run by
+# mlejax.backends too, registered the same way.
+_OUT_OF_CORE: list = []
+
+
+def register_out_of_core(runner) -> None:
+    """Set the runner of streamed and minibatch fits: ``runner(loglik, init, data, **options)
+    -> FitResult``."""
+    _OUT_OF_CORE[:] = [runner]
 
 
 def register_multi_start(runner) -> None:

@@ -24,6 +24,11 @@ from ._observations import checked_nobs, require_additive
 from ._status import FLOAT32, Status, message as status_message
 from ._summary import checked_or_none, display_order
 
+STOCHASTIC = (
+    "a stochastic fit: epochs of minibatch gradient steps (batch_size=), not an exact maximisation; "
+    "loglik and grad_norm are from one exact pass over all the data at the final estimate"
+)
+
 
 class DeltaResult(NamedTuple):
     """Estimate and standard error of ``fn(params)`` by the delta method."""
@@ -67,6 +72,7 @@ class FitFields:
     rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
     diagnosis: tuple = ()  # host-side diagnoses in words, appended to the message
     starts: Any = None  # _starts.StartsSummary of a multi-start fit (starts=), else None
+    stochastic: bool = False  # a minibatch fit (batch_size=): see the message
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -161,6 +167,11 @@ class FitResult(FitFields):
             ``conf_int(method="profile")``, which respects the bound; loosen the
             bound if it is not part of the model.
         x: the optimum on the optimiser's unconstrained scale (a flat vector).
+        stochastic: True for a minibatch fit (``batch_size=``): the estimate is where
+            the stochastic optimiser stopped; ``loglik`` and ``grad_norm`` come from an
+            exact pass over all the data there, and the status is ``SUCCESS`` only if
+            the exact Newton decrement there is below ``tol`` (which needs the Hessian:
+            never with ``cov=None``).
         rough_params: names of the parameters along which the log-likelihood is not
             smooth on the scale of its standard errors (status ``NOT_SMOOTH``;
             ``not_smooth`` is True): the autodiff curvature at the estimate and the
@@ -189,6 +200,8 @@ class FitResult(FitFields):
         msg = status_message(self.status)
         notes = list(self.diagnosis) + self._flag_notes()
         msg = msg + ("" if not notes else "; " + "; ".join(notes))
+        if self.stochastic:
+            msg = f"{STOCHASTIC}. Then: {msg}"
         if jnp.result_type(self.loglik) == jnp.float32 and (notes or int(self.status) != Status.SUCCESS):
             msg = f"{FLOAT32}. Then: {msg}"  # float32 is named first: the likely cause
         return msg
@@ -532,7 +545,7 @@ def _check_level(level):
 
 
 META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params",
-               "diagnosis", "starts")
+               "diagnosis", "starts", "stochastic")
 jax.tree_util.register_dataclass(
     FitResult,
     data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],

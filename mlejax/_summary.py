@@ -38,7 +38,8 @@ def coef_table(res, level=0.95):
     """Rows ``(name, coef, std err, z, P>|z|, low, high)`` (Wald, at ``level``) and the
     two interval column labels."""
     phi = np.asarray(res._spec.natural_flat(res.params), dtype=float)
-    var = np.diag(np.asarray(res.cov, dtype=float)) if len(res.names) else np.zeros(0)
+    var = np.diag(np.asarray(res.cov, dtype=float)) if len(res.names) and res.cov is not None else (
+        np.full(len(res.names), np.nan))
     se = np.where(np.isfinite(var) & (var >= 0), np.sqrt(np.abs(var)), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = phi / se

@@ -42,6 +42,7 @@ from .._starts import key_stack
 from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
 from ._result import build_result
+from ._stream import em_stream
 
 RUNNING = int(Status.RUNNING)
 INIT_METHODS = ("kmeans", "kmeans++", "random")
@@ -387,7 +388,10 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
             ``mj.BernoulliMixture(k)``, ``mj.ExponentialMixture(k)`` or
             ``mj.Mixture(component, k)`` for any component family; or an HMM
             (``mj.HMM(family, n_states)``, ``mj.GaussianHMM(n_states, ...)``).
-        data: the observations, shape ``(n, d)`` (or ``(n,)``). For an HMM: one
+        data: the observations, shape ``(n, d)`` (or ``(n,)``); for a Gaussian mixture
+            also a streamed source (``mj.stream``, chunks of rows): each EM iteration is
+            then one pass summing the sufficient statistics over the chunks, starting
+            from ``init`` or an in-memory fit of the first chunk. For an HMM: one
             sequence ``(T,)`` / ``(T, d)``, a list of sequences of any lengths, or a
             padded array ``(N, T, ...)`` with ``lengths=``.
         key: a ``jax.random`` key for the random initialisation (default
@@ -453,6 +457,9 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
                         "are for hidden Markov models).")
     tol = DEFAULT_TOL if tol is None else tol
     n_init, maxiter, tol = check_em_options(model, n_init, maxiter, tol, init_method)
+    if getattr(data, "streamed", False):  # a streamed source (mj.stream): one pass per iteration
+        return em_stream(model, data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init=init,
+                         init_method=init_method, stderr=stderr, progress=progress, em_fn=em)
     x = model.validate_data(data)
     if hasattr(model, "bind"):
         model = model.bind(x)

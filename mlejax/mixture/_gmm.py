@@ -140,9 +140,11 @@ class GaussianMixture:
         return validate_gmm_init(params, self.n_components, x.shape[1], self.covariance_type, x.dtype)
 
     # -- the EM pieces ------------------------------------------------------------------
-    def prepare(self, x, w):
+    def prepare(self, x, w, shift=None):
+        """The data for EM; ``shift`` (default: the weighted mean of ``x``) centres them
+        (a streamed fit passes the mean of all chunks, so their statistics add up)."""
         total = jnp.sum(w)
-        shift = (w @ x) / total
+        shift = (w @ x) / total if shift is None else shift
         xc = x - shift
         n, d = x.shape
         ones = jnp.ones((n, 1), x.dtype)

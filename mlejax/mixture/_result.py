@@ -66,6 +66,11 @@ def mixture_stderr(model, params, x, w, *, chunk):
     """Standard errors (a pytree like params), the covariance of the flattened
     natural params, the information on the free scale, and its flags."""
     u, info = marginal_information(model, params, x, w, chunk)
+    return stderr_from_information(model, params, u, info)
+
+
+def stderr_from_information(model, params, u, info):
+    """:func:`mixture_stderr` from the information ``info`` on the free scale at ``u``."""
     an = analyse_information(info)
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     jac = jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(model.from_free(v, params))[0])(u)

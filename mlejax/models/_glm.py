@@ -26,6 +26,7 @@ from .._modelfit import (
 )
 from .._result import nan_covariance
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
+from ..backends._sources import Mapped
 from . import _multinomial as multinomial
 from ._formula import design
 from ._xwx import structured_loglik
@@ -275,10 +276,14 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
     """Fit a regression model from a design matrix (or a formula) by maximum likelihood.
 
     Args:
-        y: responses, shape ``(n,)``; or a formula such as ``"y ~ x1 + np.log(x2) + C(g)"``
-            with ``data=`` (needs the optional extra ``formula``: formulaic). Rows with
-            missing values are dropped and the parameter ``names`` are the design
-            matrix's columns (``Intercept``, ``x1``, ``C(g)[T.b]``), as statsmodels'.
+        y: responses, shape ``(n,)``; or a streamed source (``mj.stream``) whose chunks
+            are dicts with ``"y"`` and ``"X"`` (optionally ``"offset"``, ``"weights"``),
+            fitted by exact Newton passes over the chunks (the separation and
+            at-infinity diagnoses, which need all rows in memory, are not run); or a
+            formula such as ``"y ~ x1 + np.log(x2) + C(g)"`` with ``data=`` (needs the
+            optional extra ``formula``: formulaic). Rows with missing values are dropped
+            and the parameter ``names`` are the design matrix's columns (``Intercept``,
+            ``x1``, ``C(g)[T.b]``), as statsmodels'.
         X: design matrix ``(n, p)`` (add a column of ones for an intercept); None with
             a formula.
         data: with a formula, a pandas DataFrame (or a dict of columns).
@@ -353,6 +358,8 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
     """
     if hessian not in HESSIANS:
         raise ValueError(f"hessian={hessian!r} is not known; use one of {HESSIANS}.")
+    if getattr(y, "streamed", False):
+        return _stream_glm(y, model, link=link, cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior)
     if isinstance(y, str):
         return _formula_glm(y, X if data is None else data, model, link=link, offset=offset, weights=weights,
                             cov=cov, method=method, maxiter=maxiter, tol=tol, log_prior=log_prior,
@@ -465,3 +472,25 @@ def _multinomial_glm(y, X, columns, yname, *, offset, weights, link, cov, method
 
 
 __all__ = ["glm", "PerfectSeparationWarning"]
+
+
+def _stream_glm(source, model, *, link, cov, method, maxiter, tol, log_prior):
+    """``glm`` on a streamed source: each chunk checked and turned into the model's data
+    tuple as it is read; the start from the first chunk."""
+    first, n0 = next(iter(source.chunks()))
+    if not isinstance(first, dict) or not {"y", "X"} <= set(first):
+        raise ValueError("a streamed glm needs chunks that are dicts with 'y' and 'X' (and optionally 'offset', "
+                         "'weights'): e.g. mj.stream.from_npy({'y': 'y.npy', 'X': 'X.npy'}).")
+
+    def rows(chunk):
+        _, _, y, x, off, w = _validate(model, chunk["y"], chunk["X"], chunk.get("offset"), chunk.get("weights"),
+                                       link)
+        return tuple(np.asarray(a, float) for a in (y, x, off, w))
+
+    response, lnk = _validate(model, *rows({k: np.asarray(v)[:n0] for k, v in first.items()}), link)[:2]
+    init = _start(response, lnk, *rows({k: np.asarray(v)[:n0] for k, v in first.items()}))
+    res = quiet_fit(fit, glm_loglik(response, lnk), init, Mapped(source, rows), cov=cov, method=method,
+                    maxiter=maxiter, tol=tol, log_prior=log_prior)
+    out = to_model_result(res, {}, ())
+    warn_result(out, stacklevel=3)
+    return out
