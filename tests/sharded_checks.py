@@ -75,14 +75,11 @@ def run(name, fn, data):
 
 def custom():
     x = rng.normal(1.0, 2.0, 800)
-    t = rng.standard_t(5, 800)
 
-    def loglik(p, d):
-        return jnp.sum(jax.scipy.stats.t.logpdf(d["t"], p["df"], p["loc"], p["scale"])
-                       + jax.scipy.stats.norm.logpdf(d["x"], p["mu"], p["sigma"]))
+    def loglik(p, x):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
 
-    init = {"df": mj.Positive(3.0), "loc": 0.0, "scale": mj.Positive(1.0), "mu": 0.0, "sigma": mj.Positive(1.0)}
-    return run("custom", lambda d: mj.fit(loglik, init, d), {"x": x, "t": t})
+    return run("custom", lambda d: mj.fit(loglik, {"mu": 0.0, "sigma": mj.Positive(1.0)}, d), x)
 
 
 def glm():
@@ -93,7 +90,9 @@ def glm():
 
 def mixture():
     z = np.concatenate([rng.normal(-2, 1, (400, 2)), rng.normal(2, 0.7, (400, 2))])
-    return run("mixture", lambda d: mj.em(mj.GaussianMixture(2), d, stderr=True), z)
+    init = {"weights": np.array([0.5, 0.5]), "means": np.array([[-1.0, -1.0], [1.0, 1.0]]),
+            "covariances": np.stack([np.eye(2)] * 2)}
+    return run("mixture", lambda d: mj.em(mj.GaussianMixture(2), d, init=init, stderr=True), z)
 
 
 def batch():
@@ -103,7 +102,7 @@ def batch():
         return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
 
     init = {"mu": 0.0, "sigma": mj.Positive(1.0)}
-    return run("fit_batch", lambda d: mj.fit_batch(loglik, init, d, batch_size=1), x)
+    return run("fit_batch", lambda d: mj.fit_batch(loglik, init, d), x)
 
 
 if __name__ == "__main__":
