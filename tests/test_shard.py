@@ -5,11 +5,18 @@ sharded (no data array copied whole to the host). The checks are in sharded_chec
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import mlejax as mj
 
 HERE = Path(__file__).parent
 
@@ -37,3 +44,31 @@ def test_sharded_equals_unsharded(sharded, check):
 
 def test_fit_batch_result_stays_sharded(sharded):
     assert "P('obs',)" in sharded["fit_batch"]["result_sharding"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_with_jax_distributed():
+    """The multi-host recipe (examples/multihost_fit.py): 2 processes x 4 CPU devices, gloo
+    collectives, each process holding half the rows, give the single-process fit."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent), JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    cmd = [sys.executable, str(HERE.parent / "examples" / "multihost_fit.py")]
+    port = str(_free_port())
+    procs = [subprocess.Popen(cmd + [str(i), "2", port], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    lines = [next(ln for ln in o.splitlines() if ln.startswith("process")) for o, _ in outs]
+    assert "4 local / 8 global" in lines[0]
+    got = [[float(v) for v in re.findall(r"-?\d+\.\d+", ln.split(";")[1])] for ln in lines]
+    assert got[0] == got[1]
+    x = np.random.default_rng(0).normal(1.0, 2.0, 800)  # the script's data, on one process
+    res = mj.fit(lambda p, x: jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"])),
+                 {"mu": 0.0, "sigma": mj.Positive(1.0)}, x)
+    want = [res.params["mu"], res.params["sigma"], res.stderr["mu"], res.stderr["sigma"], res.loglik]
+    np.testing.assert_allclose(got[0], np.asarray(want, float), rtol=0, atol=1e-9)
