@@ -274,6 +274,9 @@ class FitResult(FitFields):
         (numpy arrays for array leaves); under ``vmap``/``jit`` they are JAX arrays.
         """
         _check_level(level)
+        if method == "wald" and self.stderr is None:
+            raise ValueError(f"this fit has no standard errors (cov={self.cov_type!r}); use "
+                             "conf_int(method='profile'), or res.stderr_for([...]) (Hessian-free).")
         if method == "wald":
             z = ndtri(0.5 + level / 2.0)
             to_pair = lambda p, s: (p - z * s, p + z * s)  # noqa: E731

@@ -51,6 +51,8 @@ def test_cov_none_forms_no_hessian():
         mj.fit(_first_order_only, {"mu": 0.0}, x, method="lbfgs")
     with pytest.raises(ValueError, match="no information matrix"):
         res.with_cov("observed")
+    with pytest.raises(ValueError, match="no standard errors"):
+        res.conf_int()
 
 
 def _mlp_loglik(p, d):
