@@ -69,6 +69,30 @@ def test_noisy_likelihood_is_not_a_success():
     np.testing.assert_allclose(smooth.stderr["mu"], X.std() / np.sqrt(len(X)), rtol=1e-6)
 
 
+def _line_ll(p, d):
+    return jnp.sum(stats.norm.logpdf(d["y"], p["a"] + p["b"] * d["x"], 1.0))
+
+
+LINE = {"x": RNG.uniform(10.0, 12.0, 60)}  # far from 0: a and b strongly correlated
+LINE["y"] = 1.0 + 0.5 * LINE["x"] + RNG.normal(size=60)
+
+
+@pytest.mark.parametrize("rough", ["a", "b"])
+def test_noise_in_one_of_two_correlated_parameters_is_named(rough):
+    # the check first probes all parameters at once (two gradients) and only then
+    # each one; a ripple in one parameter alone must still be found and named
+    # a ripple whose curvature is ~130x the parameter's own (the diagonal of X'X)
+    scale = {"a": 1.0 / np.sqrt(len(LINE["x"])), "b": 1.0 / np.sqrt(np.sum(LINE["x"] ** 2))}[rough]
+    ripple = lambda p, d: _line_ll(p, d) + 2e-3 * jnp.sin(258.0 * p[rough] / scale)  # noqa: E731
+    ols = sm.OLS(LINE["y"], sm.add_constant(LINE["x"])).fit()
+    with pytest.warns(mj.HessianWarning, match="not smooth"):
+        res = mj.fit(ripple, {"a": 0.0, "b": 0.0}, LINE)
+    assert res.status == mj.Status.NOT_SMOOTH and res.rough_params == (rough,)
+    clean = mj.fit(_line_ll, {"a": 0.0, "b": 0.0}, LINE)
+    assert clean.converged and clean.rough_params == ()
+    np.testing.assert_allclose([clean.params["a"], clean.params["b"]], ols.params, rtol=1e-8)
+
+
 # item 5: an MLE at infinity in glm -------------------------------------------------------------
 def test_degenerate_gamma_is_diverging_like_separation():
     x = np.column_stack([np.ones(30), RNG.normal(size=30)])
