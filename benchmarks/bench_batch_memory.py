@@ -7,6 +7,7 @@ the RSS just before fit_batch, the first-call and warm times, and the chunk mlej
     python benchmarks/bench_batch_memory.py                       # default chunking
     python benchmarks/bench_batch_memory.py --batch-size 100      # a hand-picked chunk
     python benchmarks/bench_batch_memory.py --cases pairwise --B 3000
+    python benchmarks/bench_batch_memory.py --cases pairwise --B 600 --no-warm --no-trim   # without malloc_trim
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 
 
-def child(case: str, b: int, batch_size: int | None) -> None:
+def child(case: str, b: int, batch_size: int | None, warm: bool = True, trim: bool = True) -> None:
     import resource
     import time
 
@@ -28,6 +29,9 @@ def child(case: str, b: int, batch_size: int | None) -> None:
     jax.config.update("jax_enable_x64", True)
     import mlejax as mj
     from mlejax.backends import _batch
+
+    if not trim:  # the comparison: keep what the compiler freed (glibc's default)
+        _batch._MALLOC_TRIM = None
 
     rng = np.random.default_rng(0)
     if case == "pairwise":
@@ -52,6 +56,15 @@ def child(case: str, b: int, batch_size: int | None) -> None:
             return -0.5 * a @ a - jnp.sum(jnp.log(jnp.diag(chol)))
 
         init = {"ls": mj.Positive(1.0), "amp": mj.Positive(1.0), "noise": mj.Positive(0.5)}
+    stages = []  # peak RSS (MB) when each chunk program is ready: compilation's share of the peak
+    compiled_chunks = _batch.compiled_chunks
+
+    def traced(*args, **kw):
+        out = compiled_chunks(*args, **kw)
+        stages.append(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        return out
+
+    _batch.compiled_chunks = traced
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
     res = mj.fit_batch(loglik, init, data, batch_size=batch_size)
@@ -59,8 +72,9 @@ def child(case: str, b: int, batch_size: int | None) -> None:
     first = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t0 = time.perf_counter()
-    jax.block_until_ready(mj.fit_batch(loglik, init, data, batch_size=batch_size).loglik)
-    warm = time.perf_counter() - t0
+    if warm:
+        jax.block_until_ready(mj.fit_batch(loglik, init, data, batch_size=batch_size).loglik)
+    warm = time.perf_counter() - t0 if warm else float("nan")
     compiled = next(reversed(_batch._COMPILED.values()))
     chunk_text = compiled.as_text()
     print("RESULT " + json.dumps(dict(
@@ -68,7 +82,8 @@ def child(case: str, b: int, batch_size: int | None) -> None:
         rss_before_mb=round(before / 2**20), peak_rss_mb=round(peak / 2**20),
         growth_mb=round((peak - before) / 2**20), budget_mb=_batch._chunk_budget() // 2**20,
         xla_chunk_mb=round((_batch.chunk_bytes(compiled) or 0) / 2**20, 1),
-        hlo_chars=len(chunk_text), converged=int(np.sum(res.converged)))), flush=True)
+        hlo_chars=len(chunk_text), converged=int(np.sum(res.converged)),
+        peak_after_compile_mb=stages[:2])), flush=True)
 
 
 def main() -> None:
@@ -76,16 +91,19 @@ def main() -> None:
     ap.add_argument("--cases", default="pairwise,gp100,gp200")
     ap.add_argument("--B", type=int, default=0, help="fits per case (default: per case)")
     ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--child", nargs=3)
+    ap.add_argument("--no-warm", action="store_true", help="skip the warm call (memory only)")
+    ap.add_argument("--no-trim", action="store_true", help="do not hand freed memory back after compiling")
+    ap.add_argument("--child", nargs=5)
     a = ap.parse_args()
     if a.child:
-        case, b, bs = a.child
-        child(case, int(b), None if bs == "None" else int(bs))
+        case, b, bs, warm, trim = a.child
+        child(case, int(b), None if bs == "None" else int(bs), warm == "1", trim == "1")
         return
     default_b = {"pairwise": 3000, "gp100": 200, "gp200": 100}
     for case in a.cases.split(","):
         b = a.B or default_b[case]
-        out = subprocess.run([sys.executable, __file__, "--child", case, str(b), str(a.batch_size)],
+        flags = [str(int(not a.no_warm)), str(int(not a.no_trim))]
+        out = subprocess.run([sys.executable, __file__, "--child", case, str(b), str(a.batch_size), *flags],
                              capture_output=True, text=True, timeout=3000)
         lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
         print(lines[0][7:] if lines else f"{case}: failed\n{out.stderr[-3000:]}", flush=True)

@@ -21,6 +21,7 @@ from jax.scipy.special import ndtr, ndtri
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
 from ._observations import require_additive
+from ._progress import reporter
 from ._result import FitResult, _check_level
 from ._status import ConvergenceWarning, Status
 from ._tables import Table, Tabular
@@ -101,12 +102,12 @@ def _warm_dyn(res: FitResult, warm_start: bool):
     return ParamValues(values, dyn.lows, dyn.highs)
 
 
-def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems):
+def _run(res, make, xs, shared, solver, maxiter, tol, batch_size, data_elems, progress=None):
     spec = res._spec
     return run_fits(
         xs, shared, np.asarray(tol, jnp.result_type(res.loglik)), None, make,
         core_static(res._loglik, spec, solver, "observed", res.nobs, None, True),
-        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, "observed"),
+        maxiter, batch_size, bytes_per_fit(data_elems, spec.nparams, "observed"), progress,
     )
 
 
@@ -122,6 +123,7 @@ def bootstrap(
     tol=None,
     batch_size=None,
     warm_start: bool = True,
+    progress=None,
 ) -> BootstrapResult:
     """Bootstrap a fit: refit ``n_boot`` replicate datasets in one compiled call.
 
@@ -143,6 +145,10 @@ def bootstrap(
             memory, as in :func:`mlejax.fit_batch`).
         warm_start: start each replicate at the estimate (default) rather than at
             the fit's ``init``.
+        progress: ``True`` shows the replicates done, updated after each chunk (as
+            in :func:`mlejax.fit_batch`); or a reporter such as
+            ``mj.progress.Recorder()``. The default shows a bar only for slow work
+            in an interactive session (:mod:`mlejax.progress`).
 
     Returns:
         A :class:`BootstrapResult`: replicate estimates, bootstrap standard errors,
@@ -204,7 +210,8 @@ def bootstrap(
         make = _Simulate(_ById(sampler))
         shared = (dyn, res._data, res.params)
         _check_sampler(sampler, keys[0], res)
-    out = _run(res, make, keys, shared, solver, maxiter, tol, batch_size, data_elems)
+    rep = reporter(progress)
+    out = _run(res, make, keys, shared, solver, maxiter, tol, batch_size, data_elems, rep)
 
     spec = res._spec
     result = BootstrapResult(

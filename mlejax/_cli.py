@@ -133,22 +133,27 @@ def _x64():
 # -- commands ----------------------------------------------------------------------
 
 
-def _families():
-    from .dist import _families as f
+# the known names, without importing the families (``--help`` and bad input never import JAX);
+# tests/test_cli.py checks them against mlejax.dist and mlejax.models._glm.MODELS
+FAMILIES = {"normal": "Normal", "lognormal": "LogNormal", "gamma": "Gamma", "weibull": "Weibull",
+            "exponential": "Exponential", "beta": "Beta", "studentt": "StudentT", "laplace": "Laplace",
+            "poisson": "Poisson", "negbin": "NegativeBinomial", "geometric": "Geometric", "bernoulli": "Bernoulli"}
+GLM_MODELS = ("linear", "logit", "binomial", "probit", "poisson", "negbin", "gamma")
+GLM_ALIASES = {"gaussian": "linear", "binomial": "logit", "negativebinomial": "negbin"}
 
-    return {
-        "normal": f.Normal, "lognormal": f.LogNormal, "gamma": f.Gamma, "weibull": f.Weibull,
-        "exponential": f.Exponential, "beta": f.Beta, "studentt": f.StudentT, "laplace": f.Laplace,
-        "poisson": f.Poisson, "negbin": f.NegativeBinomial, "geometric": f.Geometric, "bernoulli": f.Bernoulli,
-    }
+
+def _family(name):
+    """The ``mlejax.dist`` family called ``name`` (a key of ``FAMILIES``), an instance."""
+    from .dist import _families
+
+    return getattr(_families, FAMILIES[name])()
 
 
 def cmd_fit_dist(args) -> dict:
-    known = _families()
     names = [d.strip().lower() for d in args.dist.split(",") if d.strip()]
-    unknown = [d for d in names if d not in known]
+    unknown = [d for d in names if d not in FAMILIES]
     if unknown or not names:
-        raise CLIError(f"unknown distribution {', '.join(unknown) or '(none)'}; known: {', '.join(known)}")
+        raise CLIError(f"unknown distribution {', '.join(unknown) or '(none)'}; known: {', '.join(FAMILIES)}")
     table = read_csv(args.file)
     cols, dropped = drop_missing({args.column: numeric_column(table, args.column, args.file)}, args.dropna, args.file)
     x = cols[args.column]
@@ -160,7 +165,7 @@ def cmd_fit_dist(args) -> dict:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = fit_dist(known[name](), x)
+                res = fit_dist(_family(name), x)
         except ValueError as e:  # data outside this family's support
             skipped.append({"dist": name, "reason": str(e).split(". ")[0]})
             continue
@@ -179,8 +184,8 @@ def cmd_fit_dist(args) -> dict:
         from . import plot
 
         best = fits[0]["dist"]
-        plot.save(plot.dist_diagnostics(results[best], x, known[best](), others={
-            r["dist"]: (results[r["dist"]], known[r["dist"]]()) for r in fits[1:]}), args.plot)
+        plot.save(plot.dist_diagnostics(results[best], x, _family(best), others={
+            r["dist"]: (results[r["dist"]], _family(r["dist"])) for r in fits[1:]}), args.plot)
         out["plot"] = args.plot
     return out
 
@@ -199,9 +204,7 @@ def text_fit_dist(out) -> str:
 
 
 def _glm_models():
-    from .models._glm import MODELS
-
-    return {**{m: m for m in MODELS}, "gaussian": "linear", "binomial": "logit", "negativebinomial": "negbin"}
+    return {**{m: m for m in GLM_MODELS}, **GLM_ALIASES}
 
 
 def _formula_columns(formula, table):

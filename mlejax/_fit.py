@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -27,6 +28,7 @@ from ._inference import (
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitFields, FitResult
 from ._smooth import flag_not_smooth
+from ._starts import warn_starts
 from ._status import (
     ConvergenceWarning,
     HessianWarning,
@@ -392,9 +394,11 @@ def spans_devices(tree) -> bool:
 
 
 def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs,
-             n_clusters, check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
+             n_clusters, check_finite, obs_mask=None) -> tuple[FitCore, tuple, Callable]:
     """:func:`core` with the driver loop and all the inference on the host (numpy): only
-    the model's derivative kernel is compiled, once per model, shapes and order."""
+    the model's derivative kernel is compiled, once per model, shapes and order. Also
+    returns ``gradients(points)``: the log-likelihood's gradients at the rows of
+    ``points`` (optimiser scale) by the same compiled kernel, for checks that follow."""
     dtype = np.dtype(dyn.values[0].dtype)
     finite_leaves = tuple(bool(np.all(np.isfinite(np.asarray(a)))) for a in _float_leaves(data))
     dyn_np = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), dyn)
@@ -427,7 +431,7 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     data_finite = not check_finite or all(finite_leaves)
     if cov_type not in COV_TYPES:  # None or "hvp": no k x k matrix
         with np.errstate(all="ignore"):
-            return conclude_free(np, spec, dyn_np, st, log_prior, data_finite), finite_leaves
+            return conclude_free(np, spec, dyn_np, st, log_prior, data_finite), finite_leaves, None
     hess = solver.hessian(st.solver_state)
     if hess is None:
         hess = obj.value_grad_hess(st.x)[2]
@@ -446,7 +450,12 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     with np.errstate(all="ignore"):
         out = conclude(np, spec, dyn_np, st, hess, hooks, cov_type,
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
-    return out, finite_leaves
+    order = max(solver.order, 1)
+
+    def gradients(points):
+        return -np.stack([kernel(np.asarray(u, dtype), order).g for u in points])
+
+    return out, finite_leaves, gradients
 
 
 def _resolve_options(method, maxiter, tol):
@@ -510,6 +519,8 @@ def fit(
     check_finite=True,
     log_prior=None,
     obs=None,
+    starts=None,
+    key=None,
     stderr_for=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
@@ -524,7 +535,8 @@ def fit(
         data: any pytree of arrays, passed to ``loglik`` unchanged (integer data stay
             integer so they can index). Leaves sharing a leading axis are the
             observations (``nobs``; OPG / sandwich scores).
-        method: ``"newton"`` (exact Hessian, damped; default), ``"lbfgs"``, any
+        method: ``"newton"`` (exact Hessian, damped; default), ``"trust-region"``
+            (exact trust-region subproblem, for hard starts), ``"lbfgs"``, any
             ``optax.GradientTransformation`` for gradient ascent, or any instance of
             :class:`mlejax.solvers.Solver` (write your own). A single fit with concrete
             inputs (up to 2^19 data elements) and a host-capable solver (Newton)
@@ -571,11 +583,39 @@ def fit(
             ridge penalty, a Laplace prior a lasso one), and ``information``/``cov``
             come from the Hessian of the log-posterior (the Laplace approximation).
             ``loglik`` reports the log-likelihood alone at the estimate.
+        starts: fit from many starting points and keep the best converged maximum
+            (see "Local optima" in the README). A number ``S``: ``init`` itself and
+            ``S - 1`` starts drawn around it on the optimiser's unconstrained scale
+            (a log for ``mj.Positive``, a logit for ``mj.Bounded``), each coordinate
+            ``u0 + z * max(1, |u0|)`` with ``z ~ N(0, 1)``; needs ``key``. A function
+            ``key -> init`` (plain values shaped like ``init``; the constraints are
+            ``init``'s), run on each key of the stack ``key``. Or a pytree like
+            ``init`` whose leaves are stacked along a leading axis, one row per start.
+            All starts run vmapped in one compiled call (a second call with the same
+            shapes does not recompile); the result is the fit from the best converged
+            start, with full inference there, and ``res.starts`` (a
+            :class:`mlejax.StartsSummary`) reports how many converged, the distinct
+            maxima, their log-likelihoods and how many starts reached each. A
+            :class:`mlejax.LocalOptimaWarning` says when the best maximum was reached
+            by a single start, or when distinct maxima tie in log-likelihood.
+        key: a ``jax.random`` key for ``starts=S`` (e.g. ``jax.random.key(0)``), or a
+            stack of keys (``jax.random.split(key, S)``) for ``starts=function``.
 
     Raises:
         TypeError/ValueError at call time for bad input, naming the argument; a
         ``ValueError`` if the log-likelihood is not finite at the start. Problems
         during the fit are reported in ``status``/``message`` and warned about.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+        >>> x = np.array([-0.3, 0.1, 0.2, 0.4, 9.8, 10.1, 10.3])    # a cluster and outliers
+        >>> def loglik(p, x):                                       # Cauchy location, scale 0.5
+        ...     return jnp.sum(jax.scipy.stats.cauchy.logpdf(x, p, 0.5))
+        >>> round(float(mj.fit(loglik, 10.0, x).params), 2)         # from 10: the outliers' maximum
+        10.02
+        >>> res = mj.fit(loglik, 10.0, x, starts=16, key=jax.random.key(0))
+        >>> round(float(res.params), 2), res.starts.n_maxima        # the global maximum, and 2 found
+        (0.16, 2)
     """
     if stderr_for is not None and cov not in ("observed", "hvp"):
         raise ValueError(f"stderr_for= computes Hessian-free standard errors (cov='hvp'); it does not go with cov={cov!r}.")
@@ -592,22 +632,29 @@ def fit(
     n, obs_info = observations(data, nobs, obs)
     codes, n_clusters = cluster_codes(clusters, n, cov)
     static = core_static(ll, spec, solver, cov, n, n_clusters, check_finite, obs_info)
-    if _host_ok(solver, dyn, data, tol):
+    summary = finite_leaves = gradients = None
+    if starts is not None:
+        out, dyn, summary = _MULTI_START[0](starts, key, spec, dyn, data, tol, maxiter, codes, static)
+    elif key is not None:
+        raise ValueError("key= is only used with starts= (random starting points); drop it, or add starts=.")
+    elif _host_ok(solver, dyn, data, tol):
         data = jax.device_put(data)  # once, not on every kernel call
-        out, finite_leaves = host_fit(dyn, data, tol, maxiter, codes, **static)
+        out, finite_leaves, gradients = host_fit(dyn, data, tol, maxiter, codes, **static)
     else:
         dtype = dyn.values[0].dtype
         out, finite_leaves = _core_jit(dyn, data, jnp.asarray(tol, dtype),
                                        jnp.asarray(maxiter, jnp.int32), codes, **static)
-    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, **result_meta(spec, n, solver, cov, ll, obs_info))
+    res = FitResult(**out._asdict(), _dyn=dyn, _data=data, starts=summary,
+                    **result_meta(spec, n, solver, cov, ll, obs_info))
     if _is_concrete(res.status):
         if cov in PER_OBSERVATION_COV:
             require_additive(res, f"cov={cov!r}")
         if int(res.status) not in (Status.NONFINITE_DATA, Status.NONFINITE_START):
-            res = flag_not_smooth(res)
+            res = flag_not_smooth(res, gradients)
         if int(res.status) == Status.NONFINITE:
             res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
+        warn_starts(summary)
         if stderr_for is not None:
             res = with_stderr_for(res, stderr_for)
     return res
@@ -622,6 +669,18 @@ def with_stderr_for(res: FitResult, which) -> FitResult:
         se[[res.names.index(n) for n in got]] = list(got.values())
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
     return dataclasses.replace(res, stderr=res._spec.from_natural_flat(jnp.asarray(se), nan_dyn))
+
+
+# ``starts=`` runs fit_batch's compiled engine (mlejax.backends), which is built on this
+# module; imports point one way, so the runner registers itself here when
+# mlejax.backends is imported (always: mlejax/__init__ imports it).
+_MULTI_START: list = []
+
+
+def register_multi_start(runner) -> None:
+    """Set the multi-start runner: ``runner(starts, key, spec, dyn, data, tol, maxiter,
+    codes, static) -> (FitCore, dyn, StartsSummary)``."""
+    _MULTI_START[:] = [runner]
 
 
 def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):

@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 from ._constraints import ParamValues
+from ._progress import host_chunks, reporter
 from ._status import ConvergenceWarning, HessianWarning, Status
 from ._tables import Table, table_frame, table_html, table_text
 from .solvers._driver import minimise
@@ -41,6 +42,7 @@ _INNER_TOL = 1e-10
 _INNER_MAXITER = 100
 _N_EXPAND = 60  # doublings of the bracket step before declaring the side unbounded
 _N_ROOT = 100  # safeguarded Newton / bisection iterations per end
+PROGRESS_UPDATES = 20  # with progress on, a grid runs in about this many calls
 
 
 class Profile(NamedTuple):
@@ -162,18 +164,24 @@ def _surface(dyn, data, x_hat, ij, grid, tol, maxiter, *, loglik, spec):
         return -fx, ok
 
     pll, ok = jax.vmap(one)(grid)
-    return pll, ok, -F(x_hat)
+    return pll, ok, jnp.broadcast_to(-F(x_hat), pll.shape)
 
 
 _surface_jit = jax.jit(_surface, static_argnames=("loglik", "spec"))
 
 
-def profile_2d(res, names, grid_x, grid_y):
+def _grid_chunk(n: int) -> int:
+    return max(1, -(-n // PROGRESS_UPDATES))
+
+
+def profile_2d(res, names, grid_x, grid_y, progress=None):
     """The profile log-likelihood of two parameters over the grid ``grid_x x grid_y``
     (natural scale): ``(loglik, deviance, converged)``, each ``(len(grid_y), len(grid_x))``
     (rows follow ``grid_y``, as ``matplotlib.contour`` takes them). The deviance
     ``2 (loglik_hat - loglik)`` compared with a chi-squared(2) quantile (5.99 for
-    95%) gives the joint profile-likelihood confidence region."""
+    95%) gives the joint profile-likelihood confidence region. ``progress``: as for
+    ``fit_batch`` (:mod:`mlejax.progress`); when on, the grid points run in about
+    ``PROGRESS_UPDATES`` calls, each reported."""
     _check_single(res, "profile_2d()")
     i, j = (_index(res, n) for n in names)
     if i == j:
@@ -186,12 +194,16 @@ def profile_2d(res, names, grid_x, grid_y):
                              f"its constraint ({low[k]}, {high[k]}).")
     dtype = jnp.result_type(res.loglik)
     xx, yy = np.meshgrid(gx, gy)
-    pll, ok, top = _surface_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray([i, j], jnp.int32),
-                           jnp.asarray(np.column_stack([xx.ravel(), yy.ravel()]), dtype),
-                           jnp.asarray(_INNER_TOL, dtype), jnp.asarray(_INNER_MAXITER, jnp.int32),
-                           loglik=res._loglik, spec=res._spec)
+
+    def surface(points):
+        return _surface_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray([i, j], jnp.int32),
+                            jnp.asarray(points, dtype), jnp.asarray(_INNER_TOL, dtype),
+                            jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
+
+    points = np.column_stack([xx.ravel(), yy.ravel()])
+    pll, ok, top = host_chunks(surface, points, _grid_chunk(len(points)), reporter(progress), "profile 2-D")
     pll = np.asarray(pll).reshape(xx.shape)
-    return pll, 2.0 * (float(top) - pll), np.asarray(ok).reshape(xx.shape)
+    return pll, 2.0 * (float(np.asarray(top)[0]) - pll), np.asarray(ok).reshape(xx.shape)
 
 
 # -- profile confidence intervals ---------------------------------------------------
@@ -281,12 +293,13 @@ def _one_end(F, f_hat, x_hat, j, side, step, crit, tol, maxiter):
     return x, s.found, (s.ok & at_crit) | ~s.found | jump, jump
 
 
-def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
+def _intervals(dyn, data, x_hat, ends, crit, tol, maxiter, *, loglik, spec):
+    """The interval ends ``ends`` (indices ``2 j`` for parameter ``j``'s low end,
+    ``2 j + 1`` for its high end): each end's value, jump flag and convergence."""
     F = _objective(loglik, spec, dyn, data)
     f_hat = F(x_hat)
     h = jax.hessian(F)(x_hat)
     h = 0.5 * (h + h.T)
-    k = x_hat.shape[0]
     # first step: the Wald half-width on the unconstrained scale, or a conditional /
     # unit step when the Hessian cannot be inverted
     cov_diag = jnp.diag(jnp.linalg.inv(h))
@@ -298,8 +311,8 @@ def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
     )
     step = 1.2 * jnp.sqrt(crit) * se
     low, high = spec.bounds_flat(dyn)
-    js = jnp.repeat(jnp.arange(k), 2)
-    sides = jnp.tile(jnp.array([-1.0, 1.0], x_hat.dtype), k)
+    js = ends // 2
+    sides = jnp.where(ends % 2 == 0, -1.0, 1.0).astype(x_hat.dtype)
 
     def one(j, side):
         x, found, ok, jump = _one_end(F, f_hat, x_hat, j, side, step[j], crit, tol, maxiter)
@@ -311,8 +324,7 @@ def _intervals(dyn, data, x_hat, crit, tol, maxiter, *, loglik, spec):
         reached = jump & jnp.isfinite(limit) & (jnp.abs(v - limit) <= 1e-12 * jnp.maximum(jnp.abs(limit), 1.0))
         return jnp.where(found & ~reached, v, limit), jump & ~reached, ok
 
-    v, jump, ok = jax.vmap(one)(js, sides)
-    return v.reshape(k, 2), jump.reshape(k, 2), ok.reshape(k, 2)
+    return jax.vmap(one)(js, sides)
 
 
 _intervals_jit = jax.jit(_intervals, static_argnames=("loglik", "spec"))
@@ -357,8 +369,9 @@ def _index(res, name) -> int:
     )
 
 
-def profile(res, name, grid) -> Profile:
-    """The profile log-likelihood of parameter ``name`` over ``grid`` (natural scale)."""
+def profile(res, name, grid, progress=None) -> Profile:
+    """The profile log-likelihood of parameter ``name`` over ``grid`` (natural scale);
+    ``progress`` as for :func:`profile_2d`."""
     _check_single(res, "profile()")
     j = _index(res, name)
     dtype = jnp.result_type(res.loglik)
@@ -374,39 +387,34 @@ def profile(res, name, grid) -> Profile:
             f"grid values for {res.names[j]!r} must lie strictly inside its constraint "
             f"({low[j]}, {high[j]}); got min {g.min()}, max {g.max()}."
         )
-    params, pll, dev, ok = _curve_jit(
-        res._dyn,
-        res._data,
-        jnp.asarray(res.x),
-        jnp.asarray(j, jnp.int32),
-        jnp.asarray(g, dtype),
-        jnp.asarray(_INNER_TOL, dtype),
-        jnp.asarray(_INNER_MAXITER, jnp.int32),
-        loglik=res._loglik,
-        spec=res._spec,
-    )
-    return Profile(res.names[j], jnp.asarray(g, dtype), pll, dev, params, ok)
+
+    def curve(values):
+        return _curve_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(j, jnp.int32),
+                          jnp.asarray(values, dtype), jnp.asarray(_INNER_TOL, dtype),
+                          jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
+
+    params, pll, dev, ok = host_chunks(curve, g, _grid_chunk(g.size), reporter(progress), "profile")
+    return Profile(res.names[j], jnp.asarray(g, dtype), jnp.asarray(pll), jnp.asarray(dev),
+                   jax.tree_util.tree_map(jnp.asarray, params), jnp.asarray(ok))
 
 
-def profile_bounds(res, level):
-    """Profile-likelihood interval ends, a (k, 2) array over the free parameters."""
+def profile_bounds(res, level, progress=None):
+    """Profile-likelihood interval ends, a (k, 2) array over the free parameters.
+    ``progress``: as for :func:`profile_2d`; when on, one call per parameter."""
     _check_single(res, "conf_int(method='profile')")
     from jax.scipy.special import ndtri
 
     dtype = jnp.result_type(res.loglik)
     crit = float(ndtri(0.5 + float(level) / 2.0)) ** 2  # chi2(1) quantile
-    ends, jump, ok = _intervals_jit(
-        res._dyn,
-        res._data,
-        jnp.asarray(res.x),
-        jnp.asarray(crit, dtype),
-        jnp.asarray(_INNER_TOL, dtype),
-        jnp.asarray(_INNER_MAXITER, jnp.int32),
-        loglik=res._loglik,
-        spec=res._spec,
-    )
-    ends = np.array(ends)
-    ok = np.asarray(ok)
+
+    def intervals(which):
+        return _intervals_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(which, jnp.int32),
+                              jnp.asarray(crit, dtype), jnp.asarray(_INNER_TOL, dtype),
+                              jnp.asarray(_INNER_MAXITER, jnp.int32), loglik=res._loglik, spec=res._spec)
+
+    k = res.nparams
+    ends, jump, ok = host_chunks(intervals, np.arange(2 * k), 2, reporter(progress), "profile intervals")
+    ends, jump, ok = (np.array(a).reshape(k, 2) for a in (ends, jump, ok))
     if not np.all(ok):
         bad = sorted({res.names[i] for i in np.nonzero(~ok.all(axis=1))[0]})
         warnings.warn(
@@ -433,9 +441,9 @@ def profile_bounds(res, level):
     return ends
 
 
-def profile_conf_int(res, level):
+def profile_conf_int(res, level, progress=None):
     """``conf_int(level, method="profile")``: a pytree like ``params`` of (low, high)."""
-    ends = jnp.asarray(profile_bounds(res, level), jnp.result_type(res.loglik))
+    ends = jnp.asarray(profile_bounds(res, level, progress), jnp.result_type(res.loglik))
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
     lo = res._spec.from_natural_flat(ends[:, 0], nan_dyn)
     hi = res._spec.from_natural_flat(ends[:, 1], nan_dyn)

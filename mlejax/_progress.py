@@ -1,10 +1,14 @@
-"""Progress of long work: EM iterations, ``fit_batch`` chunks.
+"""Progress of long work: EM iterations, ``fit_batch`` and ``bootstrap`` chunks,
+profile grids and profile intervals.
 
 ``progress=True`` shows a tqdm bar (the optional extra ``progress``), or one plain
-line on stderr updated in place without tqdm; ``progress=False``/``None`` (the
-default) shows nothing. A :class:`Recorder` (or any object with ``start``,
-``update`` and ``close``) receives the updates instead, e.g. the log-likelihood per
-EM iteration for :func:`mlejax.plot.trace`.
+line on stderr updated in place without tqdm; ``progress=False`` shows nothing.
+The default ``progress=None`` shows a bar only in an interactive session (stderr a
+terminal, or a Jupyter kernel) and only once the work has run for ``AUTO_DELAY``
+seconds, so quick calls print nothing; elsewhere (scripts, tests, pipes) nothing.
+A :class:`Recorder` (or any object with ``start``, ``update`` and ``close``)
+receives the updates instead, e.g. the log-likelihood per EM iteration for
+:func:`mlejax.plot.trace`.
 
 The compiled loops are untouched when progress is off: the hooks are static
 arguments, and only a fit that asks for progress compiles a ``jax.debug.callback``
@@ -17,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 
 import numpy as np
 
 _ACTIVE: list = []
+AUTO_DELAY = 2.0  # seconds before the default (interactive) bar appears
+UPDATES = 20  # updates of a bar over a compiled loop (EM iterations)
 
 
 class Recorder:
@@ -59,17 +66,18 @@ class Bar:
 
     every = None  # the caller's default interval
 
-    def __init__(self, file=None):
+    def __init__(self, file=None, delay: float = 0.0):
         self.file, self._bar, self._desc, self.total, self.done = file or sys.stderr, None, "", None, 0
+        self.delay, self._t0, self._shown = float(delay), 0.0, False
 
     def start(self, total, desc):
-        self.total, self._desc = total, desc
+        self.total, self._desc, self._t0, self._shown = total, desc, time.monotonic(), False
         try:
             from tqdm.auto import tqdm
         except ImportError:
             self._bar = None
         else:
-            self._bar = tqdm(total=total, desc=desc, file=self.file, leave=True)
+            self._bar = tqdm(total=total, desc=desc, file=self.file, leave=True, delay=self.delay)
 
     def update(self, done, loglik=None):
         done = int(done)
@@ -80,19 +88,36 @@ class Bar:
         else:
             tail = "" if loglik is None else f"  loglik {float(loglik):.8g}"
             done = max(done, self.done)
-            print(f"\r{self._desc}: {done}/{self.total}{tail}", end="", file=self.file, flush=True)
+            if self._shown or time.monotonic() - self._t0 >= self.delay:
+                self._shown = True
+                print(f"\r{self._desc}: {done}/{self.total}{tail}", end="", file=self.file, flush=True)
         self.done = done
 
     def close(self):
         if self._bar is not None:
             self._bar.close()
-        else:
+        elif self._shown:
             print(file=self.file, flush=True)
 
 
+def interactive() -> bool:
+    """Is this an interactive session: stderr a terminal, or a Jupyter kernel?"""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        pass
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def reporter(progress):
-    """The reporter for a ``progress=`` argument, or None for no progress."""
-    if progress is None or progress is False:
+    """The reporter for a ``progress=`` argument, or None for no progress. ``None``
+    (the default) is a bar shown after ``AUTO_DELAY`` seconds in an interactive
+    session (:func:`interactive`), else no progress."""
+    if progress is None:
+        return Bar(delay=AUTO_DELAY) if interactive() else None
+    if progress is False:
         return None
     if progress is True:
         return Bar()
@@ -103,9 +128,10 @@ def reporter(progress):
 
 
 def interval(rep, total) -> int:
-    """Iterations between updates: the reporter's own ``every``, or ~100 updates."""
+    """Iterations between updates: the reporter's own ``every``, or ~20 updates (each a host callback that
+    holds up the compiled loop briefly; a bar needs no more)."""
     every = getattr(rep, "every", None)
-    return int(every) if every else max(1, int(total) // 100)
+    return int(every) if every else max(1, int(total) // UPDATES)
 
 
 @contextlib.contextmanager
@@ -136,6 +162,31 @@ def _emit(done, loglik=None):
 def emit_host(done):
     """An update from host code (between calls)."""
     _emit(done)
+
+
+def host_chunks(fn, items, size: int, rep, desc: str):
+    """``fn(items)`` for a 1-d array ``items``, computed ``size`` items per call with
+    ``rep`` told the items done after each call; one call of all of them when ``rep``
+    is None. The last call is padded with its last item, so every call has the same
+    shape (one compilation). ``fn`` returns a pytree of arrays with a leading item
+    axis; the chunks' outputs are concatenated on the host."""
+    import jax
+
+    n = len(items)
+    if rep is None or n <= size:
+        with reporting(rep, n, desc):
+            out = fn(items)
+            if rep is not None:
+                emit_host(n)
+        return out
+    parts = []
+    with reporting(rep, n, desc):
+        for start in range(0, n, size):
+            part = items[start:start + size]
+            pad = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
+            parts.append(jax.tree_util.tree_map(lambda a, k=len(part): np.asarray(a)[:k], fn(pad)))
+            emit_host(start + len(part))
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *parts)
 
 
 def iteration_hook(n, loglik, every: int, stepped=True):

@@ -67,6 +67,7 @@ class FitFields:
     _obs: Any = None  # _observations.Observations: which data leaves are observations
     rough_params: tuple = ()  # names where the likelihood is not smooth (status NOT_SMOOTH)
     diagnosis: tuple = ()  # host-side diagnoses in words, appended to the message
+    starts: Any = None  # _starts.StartsSummary of a multi-start fit (starts=), else None
 
     # -- derived quantities (one fit or stacked) ------------------------------------
     @property
@@ -170,6 +171,11 @@ class FitResult(FitFields):
             (``abs``, ``max``, ``where``) or steps near the estimate.
             Fix: make the log-likelihood smooth and accurate; use
             ``conf_int(method="profile")`` or ``mj.bootstrap`` instead of Wald errors.
+        starts: for a multi-start fit (``mj.fit(..., starts=...)``) a
+            :class:`mlejax.StartsSummary`: how many starts converged, the distinct
+            maxima they reached (``maxima``, ``logliks``, ``counts``) and the flags
+            ``single_start_best`` and ``near_tie`` (which also appear in ``message``);
+            None for a single start.
     """
 
     def __post_init__(self):
@@ -232,6 +238,8 @@ class FitResult(FitFields):
                 f"only {self.nobs} observations for {self.nparams} parameters: the covariance "
                 "is not identified or unreliable"
             )
+        if self.starts is not None:
+            notes.extend(self.starts.notes())
         return notes
 
     def null_combination(self, tol: float = 0.05) -> str:
@@ -256,7 +264,7 @@ class FitResult(FitFields):
     def _phi(self):
         return self._spec.natural_flat(self.params)
 
-    def conf_int(self, level: float = 0.95, method: str = "wald"):
+    def conf_int(self, level: float = 0.95, method: str = "wald", *, progress=None):
         """Confidence intervals, a pytree like ``params`` of ``(low, high)`` pairs.
 
         ``method="wald"``: estimate +- z * stderr (asymptotic normality; NaN where
@@ -272,6 +280,9 @@ class FitResult(FitFields):
         reused for every level and for new data of the same shapes.
         Fixed leaves get ``(nan, nan)``. For a single fit the ends are Python floats
         (numpy arrays for array leaves); under ``vmap``/``jit`` they are JAX arrays.
+        ``progress`` (profile only): ``True`` reports each parameter's interval as
+        it is found, one call per parameter (see :mod:`mlejax.progress`; the default
+        shows a bar only for slow work in an interactive session).
         """
         _check_level(level)
         if method == "wald" and self.stderr is None:
@@ -284,12 +295,12 @@ class FitResult(FitFields):
         elif method == "profile":
             from ._profile import profile_conf_int
 
-            out = profile_conf_int(self, level)
+            out = profile_conf_int(self, level, progress)
         else:
             raise ValueError(f"method={method!r}; use 'wald' or 'profile'.")
         return _to_host(out) if _is_concrete(self.loglik) else out
 
-    def profile(self, name, grid):
+    def profile(self, name, grid, *, progress=None):
         """The profile log-likelihood of one parameter over ``grid`` (natural scale).
 
         ``name`` is an element name from ``names`` (e.g. ``"beta[2]"``) or its index.
@@ -298,11 +309,12 @@ class FitResult(FitFields):
         :class:`mlejax.Profile` with ``values``, ``loglik``, ``deviance``
         (``2 (loglik_hat - loglik)``), the re-maximised ``params`` and ``converged``.
         Compiled once per model and grid length. For a MAP fit (``log_prior``) the
-        log-posterior is profiled.
+        log-posterior is profiled. ``progress``: ``True`` reports the grid points
+        done, the grid then running in about 20 calls (see :mod:`mlejax.progress`).
         """
         from ._profile import profile
 
-        return profile(self, name, grid)
+        return profile(self, name, grid, progress)
 
     def delta(self, fn) -> DeltaResult:
         """Estimate and standard error of ``fn(params)`` by the delta method.
@@ -566,7 +578,7 @@ def _check_level(level):
 
 
 META_FIELDS = ("names", "nobs", "method", "cov_type", "_spec", "_loglik", "_obs", "rough_params",
-               "diagnosis")
+               "diagnosis", "starts")
 jax.tree_util.register_dataclass(
     FitResult,
     data_fields=[f.name for f in dataclasses.fields(FitResult) if f.name not in META_FIELDS],

@@ -41,36 +41,46 @@ MODEL_FIT = contextvars.ContextVar("mlejax_model_fit", default=False)
 
 
 @functools.partial(jax.jit, static_argnames=("loglik", "spec"))
-def _curvature_along(dyn, data, x, steps, *, loglik, spec):
+def _gradients_jit(dyn, data, points, *, loglik, spec):
+    """The log-likelihood's gradients (optimiser scale) at the rows of ``points``."""
+    return jax.vmap(jax.grad(lambda u: loglik(spec.to_natural(u, dyn), data)))(points)
+
+
+def _curvature_along(res, steps, gradients):
     """Row ``r``: minus the central difference of the exact gradient (optimiser scale)
     over ``x +- steps[r]``, halved: for a quadratic log-likelihood exactly ``H steps[r]``
-    with ``H`` the observed information. Only the gradient is compiled."""
-    f = lambda u: loglik(spec.to_natural(u, dyn), data)  # noqa: E731
-    grad = jax.vmap(jax.grad(f))
-    return -(grad(x + steps) - grad(x - steps)) / 2.0
+    with ``H`` the observed information. ``gradients`` is the fit's own compiled kernel
+    where it has one (a host-driven fit: nothing new to compile); otherwise only the
+    gradient is compiled."""
+    x = np.asarray(res.x)
+    points = np.concatenate([x + steps, x - steps])
+    if gradients is None:
+        g = np.asarray(_gradients_jit(res._dyn, res._data, jnp.asarray(points), loglik=res._loglik, spec=res._spec))
+    else:
+        g = np.asarray(gradients(points))
+    m = len(steps)
+    return -(g[:m] - g[m:]) / 2.0
 
 
-def _screen(res, info, se, checkable) -> bool:
+def _screen(res, info, se, checkable, gradients) -> bool:
     """True when one probe along all checkable parameters at once (+-1 standard error
     each, alternating signs) departs from the quadratic model ``info @ step`` by more
     than ``SCREEN`` of the step's curvature scale in some parameter, so that the
     per-parameter check is worth its 2k gradients."""
     signs = np.where(np.arange(len(se)) % 2 == 0, 1.0, -1.0)
     step = np.where(checkable, se, 0.0) * signs
-    along = np.asarray(_curvature_along(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(step[None, :]),
-                                        loglik=res._loglik, spec=res._spec))[0]
+    along = _curvature_along(res, step[None, :], gradients)[0]
     with np.errstate(all="ignore"):
         off = np.abs(along - info @ step) / (np.abs(info) @ np.abs(step))
     return bool(np.any(checkable & (~np.isfinite(off) | (off > SCREEN))))
 
 
-def _curvature_ratios(res, se, curv, checkable):
+def _curvature_ratios(res, se, curv, checkable, gradients):
     """Per free parameter (optimiser scale): finite-difference curvature over +- one
     standard error ``se`` divided by the autodiff curvature ``curv`` (NaN where not
     checkable)."""
     safe = np.where(checkable, se, 0.0)
-    along = np.asarray(_curvature_along(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(np.diag(safe)),
-                                        loglik=res._loglik, spec=res._spec))
+    along = _curvature_along(res, np.diag(safe), gradients)
     with np.errstate(all="ignore"):
         r = np.diag(along) / np.where(checkable, safe * curv, 1.0)
     return np.where(checkable, r, np.nan)
@@ -85,7 +95,7 @@ def _optimiser_scale_information(res):
     return d1[:, None] * np.asarray(res.information) * d1[None, :]
 
 
-def rough_parameters(res) -> tuple:
+def rough_parameters(res, gradients=None) -> tuple:
     """Names of the free parameters whose curvature does not hold over +- one standard
     error (empty for a smooth likelihood or when the check does not apply)."""
     if (res._spec is None or res.cov is None or isinstance(res.loglik, jax.core.Tracer)
@@ -103,18 +113,18 @@ def rough_parameters(res) -> tuple:
         var_u = np.diag(np.linalg.pinv(info)) if np.all(np.isfinite(info)) else np.full(len(curv), np.nan)
     se = np.where(var_u > 0, np.sqrt(np.abs(var_u)), np.nan)
     checkable = np.isfinite(se) & (curv > 0)
-    if not checkable.any() or not _screen(res, np.where(np.isfinite(info), info, 0.0), se, checkable):
+    if not checkable.any() or not _screen(res, np.where(np.isfinite(info), info, 0.0), se, checkable, gradients):
         return ()
-    r = _curvature_ratios(res, se, curv, checkable)
+    r = _curvature_ratios(res, se, curv, checkable, gradients)
     bad = np.isfinite(r) & ((r > RATIO) | (r < 1.0 / RATIO))
     return tuple(n for n, b in zip(res.names, bad) if b)
 
 
-def flag_not_smooth(res):
+def flag_not_smooth(res, gradients=None):
     """``res`` with the smoothness check applied: where it fails, status
     ``NOT_SMOOTH`` (if it was ``SUCCESS``), the rough parameters named in
     ``rough_params``, and NaN covariance and standard errors."""
-    rough = () if MODEL_FIT.get() else rough_parameters(res)
+    rough = () if MODEL_FIT.get() else rough_parameters(res, gradients)
     if not rough:
         return res
     status = Status.NOT_SMOOTH if int(res.status) == Status.SUCCESS else res.status

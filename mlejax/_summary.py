@@ -123,6 +123,9 @@ def summary_text(res, level=0.95) -> str:
         lines.append(f"{name:<{namew}}{_fmt(est)}{_fmt(se, 11)}{zs}{ps}{_fmt(lo, 11)}{_fmt(hi, 11)}")
     lines.append("=" * width)
     status = Status(int(res.status))
+    if getattr(res, "starts", None) is not None:  # a multi-start fit: what the starts found
+        lines += textwrap.wrap(f"Starts: {str(res.starts).splitlines()[0]} (loglik: "
+                               + ", ".join(f"{m.loglik:.6g} x{m.n_starts}" for m in res.starts.maxima) + ")", width)
     lines.append(f"Flags: {flag_words(res)}")
     lines += textwrap.wrap(f"Status: {status.name}: {res.message}.", width)
     return "\n".join(lines)

@@ -212,6 +212,35 @@ def test_plan_chunks_bounds_memory_for_huge_batches():
         batch_mod.plan_chunks(10, 0, per)
 
 
+def _pairwise_ll(p, x):  # a composite likelihood: every x_i + x_j ~ N(2 mu, 2 sigma^2); n^2 terms per fit
+    s = x[:, None] + x[None, :]
+    return 0.5 * jnp.sum(stats.norm.logpdf(s, 2 * p["mu"], jnp.sqrt(2.0) * p["sigma"]))
+
+
+def test_chunks_resized_from_the_compiled_programs_memory(monkeypatch):
+    """The data-size estimate puts all 48 pairwise fits in one chunk, whose compiled
+    program (XLA's memory analysis) needs far more than the budget; the chunk is
+    re-planned from the measured bytes per fit so that every compiled chunk program
+    stays within the budget. Estimates: the closed form (mean and pair variance)."""
+    x = np.random.default_rng(5).normal(1.0, 2.0, (48, 40))
+    budget = 2 * 48 * batch_mod.bytes_per_fit(40, 2, "observed")
+    monkeypatch.setattr(batch_mod, "CHUNK_BYTES_CPU", budget)
+    monkeypatch.setattr(batch_mod, "CHUNK_BYTES_ACCELERATOR", budget)
+    assert batch_mod.plan_chunks(48, None, batch_mod.bytes_per_fit(40, 2, "observed")) == (48, 1)
+    before = set(batch_mod._COMPILED)
+    res = mj.fit_batch(_pairwise_ll, INIT, x)
+    new = [c for k, c in batch_mod._COMPILED.items() if k not in before]
+    one = mj.fit_batch(_pairwise_ll, INIT, x, batch_size=48)  # the estimate's plan, kept as asked
+    assert batch_mod.chunk_bytes(batch_mod._COMPILED[next(reversed(batch_mod._COMPILED))]) > (
+        batch_mod.MEMORY_SLACK * budget)
+    assert new and all(batch_mod.chunk_bytes(c) <= batch_mod.MEMORY_SLACK * budget for c in new)
+    s = x[:, :, None] + x[:, None, :]
+    np.testing.assert_allclose(np.asarray(res.params["mu"]), x.mean(axis=1), rtol=1e-9)
+    sigma = np.sqrt(((s - 2 * x.mean(axis=1)[:, None, None]) ** 2).mean(axis=(1, 2)) / 2)
+    np.testing.assert_allclose(np.asarray(res.params["sigma"]), sigma, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(one.params["sigma"]), np.asarray(res.params["sigma"]), rtol=1e-12)
+
+
 def test_second_call_with_same_shapes_does_not_recompile():
     traces = []
 

@@ -185,6 +185,39 @@ def test_bad_input_is_one_line_and_exit_2(bad_files, args, message):
     assert re.search(message, lines[0]), lines[0]
 
 
+def test_help_and_bad_input_never_import_jax(bad_files):
+    """``mlejax --help`` and every bad-input error above are answered without importing
+    JAX (start-up in about a second, not several): checked in a fresh interpreter."""
+    argvs = [["--help"], ["fit-dist", "--help"]] + [[a.format(t=bad_files) for a in args] for args, _ in BAD]
+    code = (
+        "import contextlib, io, sys\n"
+        "from mlejax._cli import main\n"
+        f"for argv in {argvs!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            code = main(argv)\n"
+        "        except SystemExit as e:\n"
+        "            code = e.code\n"
+        "    assert code == (0 if '--help' in argv else 2), (argv, code)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]", p.stdout
+
+
+def test_cli_name_lists_are_the_library_s():
+    """The command line's family and GLM names (kept as plain strings so bad input is
+    answered without importing JAX) are exactly the library's."""
+    from mlejax._cli import FAMILIES, GLM_MODELS, _glm_models
+    from mlejax.dist import Family, _families
+    from mlejax.models._glm import MODELS
+
+    assert all(issubclass(getattr(_families, c), Family) for c in FAMILIES.values())
+    assert set(GLM_MODELS) == set(MODELS) and set(_glm_models().values()) <= set(MODELS)
+
+
 def test_dropna_fits_the_rest(bad_files):
     out = json.loads(run("fit-dist", bad_files / "nan.csv", "--column", "x", "--dist", "normal", "--dropna",
                          "--json").stdout)

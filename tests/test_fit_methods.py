@@ -33,6 +33,7 @@ OPTAX_LBFGS = optax.lbfgs()  # a GradientTransformationExtraArgs
 # tol bounds the (secant) Newton decrement, twice the log-likelihood still to gain
 METHODS = {
     "newton": dict(method="newton"),
+    "trust-region": dict(method="trust-region"),
     "lbfgs": dict(method="lbfgs", tol=1e-14),
     "optax-adam": dict(method=ADAM, tol=1e-16, maxiter=20000),
     "optax-lbfgs": dict(method=OPTAX_LBFGS, tol=1e-14, maxiter=2000),

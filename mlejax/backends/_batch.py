@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import functools
 import math
+import sys
 import warnings
 import weakref
 from typing import Any
@@ -258,7 +259,30 @@ def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=F
     _COMPILED[key] = compiled
     if len(_COMPILED) > _COMPILED_MAX:
         _COMPILED.popitem(last=False)
+    release_freed_memory()
     return compiled
+
+
+def _libc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _libc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_freed_memory() -> None:
+    """Give the memory the compiler freed back to the operating system (glibc's
+    ``malloc_trim``; a no-op elsewhere). Tracing and compiling a chunk program can
+    take several hundred MB that glibc keeps after freeing; without this the chunk's
+    own working set, allocated next, comes on top of it and the call's peak memory
+    is the compiler's plus the chunk's instead of the larger of the two."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _chunk_budget() -> int:
@@ -479,7 +503,9 @@ def fit_batch(
         progress: ``True`` shows the fits done (a tqdm bar if installed), updated
             after each chunk inside the compiled call (a ``jax.debug.callback``
             compiled in only when asked) and at the end; or a reporter such as
-            ``mj.progress.Recorder()``.
+            ``mj.progress.Recorder()``. The default ``None`` shows a bar only in an
+            interactive session (terminal or notebook) once the fits have run for
+            2 s; ``False`` never.
         init_axis: ``None`` (default: one start for all), ``0`` (every leaf of
             ``init`` has a leading batch axis), or a pytree prefix of ``init`` with
             ``None``/``0`` per leaf (a constraint marker counts as one leaf; its

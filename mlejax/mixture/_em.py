@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 
 from .._progress import interval, iteration_hook, reporter, reporting
+from .._starts import key_stack
 from .._status import ConvergenceWarning, Status
 from ._kmeans import kmeans_resp, random_resp
 from ._result import build_result
@@ -66,6 +67,12 @@ class EMRun(NamedTuple):
     n_iter: Any
     status: Any
     decreased: Any
+    fingerprint: Any  # log p(x_i) at the first FINGERPRINT_POINTS observations (label-free)
+
+
+# Restarts reached the same maximum when their fitted densities agree at this many
+# observations (a mixture's label switching leaves the density unchanged).
+FINGERPRINT_POINTS = 64
 
 
 class EMOutput(NamedTuple):
@@ -81,6 +88,8 @@ class EMOutput(NamedTuple):
     converged: Any
     nobs: Any  # the sum of the weights
     finite_data: Any  # False: the data contain NaN/inf
+    restart_status: Any = None  # the status of each restart
+    restart_fingerprints: Any = None  # (n_init, m): each restart's log-density at m observations
 
 
 def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
@@ -136,7 +145,8 @@ def em_loop(model, state0, data, tol, maxiter, resp0=None, progress_every=0):
     return lax.while_loop(cond, body, init)
 
 
-def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1, progress_every=0):
+def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans", n_init=1, progress_every=0,
+            stacked_init=False):
     """The whole EM fit as a pure function (jit- and vmap-able).
 
     ``model`` is a model object (a ``mj.Mixture`` bound to the data's shape first:
@@ -151,16 +161,18 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
 
     Returns an :class:`EMOutput` for the best of ``n_init`` restarts (vmapped) by
     final log-likelihood; restarts whose components collapsed rank last.
+    ``stacked_init`` (static): ``init_params`` holds ``n_init`` starts stacked along a
+    leading axis, one per restart.
     """
     if w is None:
         w = jnp.ones((x.shape[0],), x.dtype)
     data = model.prepare(x, w)
     keys = jax.random.split(key, n_init)
 
-    def one(k):
+    def one(k, start=init_params):
         resp0 = None
-        if init_params is not None:
-            state0 = model.state_from_params(init_params, data)
+        if start is not None:
+            state0 = model.state_from_params(start, data)
         else:
             if init_method == "random":
                 resp = random_resp(k, data.w.shape[0], model.n_components, data.total.dtype)
@@ -173,20 +185,26 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
                 state0 = model.init_from_resp(resp, data)
         c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
-        ll = jnp.sum(data.w * jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1))
-        return EMRun(params, ll, c.n_iter, c.status, c.decreased)
+        logdens = jax.nn.logsumexp(model.log_joint(params, data.x_orig), axis=1)
+        ll = jnp.sum(data.w * logdens)
+        return EMRun(params, ll, c.n_iter, c.status, c.decreased, logdens[:FINGERPRINT_POINTS])
 
-    if n_init == 1:  # no batch axis of one inside the loop
+    if stacked_init:
+        runs = jax.vmap(one)(keys, init_params)
+    elif n_init == 1:  # no batch axis of one inside the loop
         runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
     else:
         runs = jax.vmap(one)(keys)
     best = best_run(runs)
     return EMOutput(
-        *best,
+        params=best.params, loglik=best.loglik, n_iter=best.n_iter, status=best.status,
+        decreased=best.decreased,
         restart_logliks=runs.loglik,
         converged=best.status == int(Status.SUCCESS),
         nobs=data.total,
         finite_data=jnp.all(jnp.isfinite(x)),
+        restart_status=runs.status,
+        restart_fingerprints=runs.fingerprint,
     )
 
 
@@ -199,11 +217,11 @@ def best_run(runs):
 
 
 _em_jit = jax.jit(
-    lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init, progress_every: em_pure(
+    lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init, progress_every, stacked: em_pure(
         static.with_hyper(hyper), x, w, key, init_params, tol, maxiter, init_method=init_method, n_init=n_init,
-        progress_every=progress_every,
+        progress_every=progress_every, stacked_init=stacked,
     ),
-    static_argnums=(0, 8, 9, 10),
+    static_argnums=(0, 8, 9, 10, 11),
 )
 
 
@@ -293,7 +311,7 @@ def _check_key(key):
 
 
 def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, init=None,
-       weights=None, init_method="kmeans", stderr=None, progress=None, **hmm_options):
+       weights=None, init_method="kmeans", stderr=None, progress=None, starts=None, **hmm_options):
     """Fit a mixture or a hidden Markov model by expectation-maximisation; returns a
     :class:`MixtureResult` (an :class:`mlejax.HMMResult` for an HMM).
 
@@ -327,11 +345,21 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
             ``MAX_AUTO_STDERR_PARAMS`` (2000) free parameters (the Hessian is
             P x P); ``True`` always, ``False`` never (``res.stderr`` is then None).
         progress: ``True`` shows the iterations and log-likelihood (tqdm if
-            installed), about 100 updates per fit; an ``mj.progress.Recorder()``
+            installed), about 20 updates per fit; an ``mj.progress.Recorder()``
             records the log-likelihood at every iteration (for
-            ``mj.plot.trace``). Off (``None``) the compiled loop has no callback.
+            ``mj.plot.trace``). Off (``False``, or the default ``None`` outside an
+            interactive session) the compiled loop has no callback; ``None`` in a
+            terminal or notebook shows a bar once the fit has run for 2 s.
             With ``n_init > 1`` (vmapped restarts) the best restart's log-likelihood
             is shown, and the callback runs every iteration.
+        starts: a multi-start EM, as ``mj.fit(..., starts=)``: a number (the same as
+            ``n_init``: random initialisations by ``init_method``), a stack of
+            starting parameters (a pytree like ``init`` with a leading axis, one row
+            per start; validated like ``init``), or a function ``key -> init`` run on
+            each key of the stack ``key`` (``jax.random.split(key, n)``). All starts
+            run vmapped in one compiled call; the best is kept. With more than one
+            start (also by ``n_init``), ``res.starts`` summarises the distinct maxima
+            (see :class:`MixtureResult`).
 
     For an HMM, ``**hmm_options`` are ``lengths`` (with a padded array) and
     ``missing`` (``"error"``, the default, refuses NaN; ``"marginalize"`` integrates
@@ -349,6 +377,8 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
     """
     key = _check_key(key)
     if hasattr(model, "fit_em"):  # models with their own data layout (hidden Markov models)
+        if starts is not None:
+            raise TypeError("starts= is for mixtures; for a hidden Markov model use n_init= (random restarts).")
         return model.fit_em(data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init=init, weights=weights,
                             init_method=init_method, stderr=stderr, progress=progress, **hmm_options)
     if hmm_options:
@@ -362,19 +392,45 @@ def em(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None, in
     dtype = x.dtype
     w = check_weights(weights, x.shape[0], dtype)
     _check_components_vs_points(x, w, model.n_components)
-    if init is not None:
+    stacked = False
+    if starts is not None:
+        if init is not None or n_init != 1:
+            raise ValueError("give either starts= or init=/n_init=, not both (starts= replaces them).")
+        if isinstance(starts, (int, np.integer)) and not isinstance(starts, bool):
+            n_init = check_int("starts", starts, 1, "use starts=16 (random initialisations, as n_init=16)")
+        else:
+            init, key = _stacked_inits(model, starts, key, x)
+            n_init, stacked = jax.tree_util.tree_leaves(init)[0].shape[0], True
+    elif init is not None:
         if n_init != 1:
             raise ValueError("init= gives one starting point; use n_init=1 with it (restarts need random inits).")
         init = model.validate_init(init, x)
     rep = reporter(progress)
     with reporting(rep, maxiter, "EM"):
-        out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, interval(rep, maxiter) if rep else 0)
+        out = _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init,
+                       interval(rep, maxiter) if rep else 0, stacked)
     if stderr is None:
         stderr = model.nparams(x) <= MAX_AUTO_STDERR_PARAMS
     return build_result(model, out, x, w, tol=tol, stderr=bool(stderr))
 
 
-def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress_every):
+def _stacked_inits(model, starts, key, x):
+    """``starts=`` a stack of inits or a function ``key -> init`` (with a stack of keys):
+    the validated stack, and a key for the compiled EM."""
+    if callable(starts):
+        starts, key = jax.vmap(starts)(key_stack(key)), None
+    if isinstance(starts, (bool, float)):
+        raise TypeError(f"starts={starts!r} is not a number of starts, a stack of inits or a function key -> init.")
+    leaves = jax.tree_util.tree_leaves(starts)
+    n = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
+    if not leaves or len(n) != 1 or None in n or 0 in n:
+        raise ValueError("starts= must be a pytree like init whose leaves are stacked along a leading axis of the "
+                         f"same length >= 1 (one row per start); got leading lengths {sorted(map(str, n))}.")
+    rows = [model.validate_init(jax.tree_util.tree_map(lambda a, i=i: a[i], starts), x) for i in range(n.pop())]
+    return jax.tree_util.tree_map(lambda *r: jnp.stack(r), *rows), _check_key(key)
+
+
+def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress_every, stacked=False):
     dtype = x.dtype
     return _em_jit(
         model.static(),
@@ -388,6 +444,7 @@ def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress
         init_method,
         n_init,
         progress_every,
+        stacked,
     )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from .._inference import analyse_information
+from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
 from .._tables import Table, Tabular, flat_named
 
@@ -110,6 +111,16 @@ class MixtureResult(Tabular):
         hessian_not_negdef / not_identified / ill_conditioned: flags of the
             observed information (see :class:`mlejax.FitResult`); with a flag set the
             standard errors are NaN (not identified: e.g. duplicated components).
+        starts: with ``n_init > 1``, a :class:`mlejax.StartsSummary` of the restarts
+            (as for ``mj.fit(..., starts=)``): how many converged, the distinct maxima,
+            their log-likelihoods and how many restarts reached each, and the flags.
+            Restarts reached the same maximum when their fitted densities agree (so
+            permuted component labels are one maximum) to ``sqrt(100 * tol)`` in
+            ``log p(x_i)`` at the first 64 observations and their log-likelihoods to
+            ``100 * tol * nobs`` (EM stops short of the maximum by about that much).
+            None for a single start. Its flags appear in ``message``; unlike
+            ``mj.fit(..., starts=)``, EM does not warn about them (restarts reaching
+            different maxima are what ``n_init`` is for).
     """
 
     params: Any
@@ -128,6 +139,7 @@ class MixtureResult(Tabular):
     ill_conditioned: Any
     _model: Any = None  # static: the model without its dynamic hyperparameters
     nparams: int = 0
+    starts: Any = None  # static: _starts.StartsSummary of the n_init restarts (None for one)
 
     @property
     def aic(self):
@@ -149,6 +161,8 @@ class MixtureResult(Tabular):
                 "; the observed information is not positive definite, so standard errors are NaN "
                 "(duplicated or empty components, or not at a maximum)"
             )
+        if self.starts is not None:
+            msg += "".join(f"; {n}" for n in self.starts.notes())
         return msg
 
     # -- the fitted density ----------------------------------------------------------------
@@ -194,7 +208,7 @@ class MixtureResult(Tabular):
     __repr__ = __str__
 
 
-_META = ("_model", "nparams")
+_META = ("_model", "nparams", "starts")
 jax.tree_util.register_dataclass(
     MixtureResult,
     data_fields=[f.name for f in dataclasses.fields(MixtureResult) if f.name not in _META],
@@ -254,10 +268,22 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
                 HessianWarning,
                 stacklevel=3,
             )
-    return _result(model, out, x, se_cov_info, flags)
+    # The restarts' flags are reported (res.starts, res.message), not warned about: with
+    # n_init, restarts reaching different maxima are expected (and select_components
+    # runs many fits).
+    return _result(model, out, x, se_cov_info, flags, restarts_summary(out, tol))
 
 
-def _result(model, out, x, se_cov_info, flags):
+def restarts_summary(out, tol):
+    """The :class:`mlejax.StartsSummary` of EM's restarts (None for a single one)."""
+    if out.restart_status is None or np.shape(out.restart_status)[0] < 2:
+        return None
+    converged = np.asarray(out.restart_status) == int(Status.SUCCESS)
+    return summarise(out.restart_logliks, converged, out.restart_fingerprints,
+                     loglik_atol=100.0 * tol * float(out.nobs), phi_atol=max(math.sqrt(100.0 * tol), 1e-6))
+
+
+def _result(model, out, x, se_cov_info, flags, starts=None):
     se, cov, info = se_cov_info or (None, None, None)
     return MixtureResult(
         params=out.params,
@@ -276,4 +302,5 @@ def _result(model, out, x, se_cov_info, flags):
         ill_conditioned=flags[2],
         _model=model.static(),
         nparams=model.nparams(x),
+        starts=starts,
     )

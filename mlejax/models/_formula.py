@@ -21,6 +21,7 @@ class Design(NamedTuple):
     X: np.ndarray
     names: tuple
     rows: np.ndarray
+    response: str = "y"
 
 
 def _formulaic():
@@ -34,10 +35,23 @@ def _formulaic():
     return formulaic
 
 
-def design(formula: str, data) -> Design:
+def _labels(lhs):
+    """The response as class labels: its values (one numeric column) or, for a
+    categorical response formulaic encodes as indicator columns ``y[a]``, ``y[b]``...,
+    the level of each row. Returns ``(labels, response name)``."""
+    cols = [str(c) for c in lhs.columns]
+    if len(cols) == 1:
+        return np.asarray(lhs)[:, 0], cols[0]
+    name = cols[0][: cols[0].rfind("[")]
+    levels = np.array([c[len(name) + 1 : -1] for c in cols], dtype=object)
+    return levels[np.argmax(np.asarray(lhs), axis=1)], name
+
+
+def design(formula: str, data, labels: bool = False) -> Design:
     """Build ``(y, X, names)`` from a two-sided formula and a DataFrame (or a dict of
     columns). Rows with a missing value in a variable the formula uses are dropped
-    (``rows`` lists the ones kept), as in statsmodels' formula API.
+    (``rows`` lists the ones kept), as in statsmodels' formula API. ``labels``: the
+    response is class labels (numbers or categories), not one number per row.
 
     Raises:
         ValueError naming ``formula`` when it has no response (``~`` missing) or names
@@ -57,11 +71,14 @@ def design(formula: str, data) -> Design:
     except formulaic.errors.FormulaicError as e:
         raise ValueError(f"formula={formula!r} cannot be evaluated on data: {str(e).splitlines()[0]}") from None
     lhs, rhs = mm.lhs, mm.rhs
-    if lhs.shape[1] != 1:
+    if labels:
+        y, response = _labels(lhs)
+    elif lhs.shape[1] != 1:
         raise ValueError(f"formula={formula!r} has {lhs.shape[1]} response columns; give one response, e.g. 'y ~ x'.")
-    y = np.asarray(lhs, dtype=float)[:, 0]
+    else:
+        y, response = np.asarray(lhs, dtype=float)[:, 0], str(lhs.columns[0])
     rows = frame.index.get_indexer(rhs.index) if len(rhs) < len(frame) else np.arange(len(frame))
-    return Design(y, np.asarray(rhs, dtype=float), tuple(str(c) for c in rhs.columns), rows)
+    return Design(y, np.asarray(rhs, dtype=float), tuple(str(c) for c in rhs.columns), rows, response)
 
 
 __all__ = ["Design", "design"]

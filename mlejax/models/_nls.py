@@ -26,6 +26,7 @@ from .._modelfit import (
     to_model_result,
     warn_result,
 )
+from .._starts import start_values, warn_starts
 from .._status import Status
 from ..solvers._driver import minimise
 from ..solvers._lm import LevenbergMarquardt
@@ -104,7 +105,7 @@ def _better_or_tie(a, b) -> bool:
     return not (np.isfinite(lb) and (not np.isfinite(la) or lb > la + 1e-9 * max(1.0, abs(la))))
 
 
-def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter=2000):
+def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter=2000, starts=None, key=None):
     """Nonlinear least squares ``y = f(theta, x) + eps``, eps ~ N(0, sigma^2 / w), by
     maximum likelihood with exact derivatives.
 
@@ -118,6 +119,12 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
             ``sigma^2 / w_i``), e.g. ``1 / known_sd**2``.
         maxiter, tol: for the final Newton stage (see ``mj.fit``).
         lm_maxiter: iteration limit of the Levenberg-Marquardt search.
+        starts, key: a multi-start fit, as in :func:`mlejax.fit` (a number of starts
+            drawn around ``init`` with ``key``, a function ``key -> init`` with a stack
+            of keys, or a stack of starts): the Newton stage runs from every start and
+            from the Levenberg-Marquardt point (one more start) in one compiled call;
+            the best converged maximum is returned and ``res.starts`` summarises the
+            distinct maxima.
 
     Returns:
         A :class:`ModelResult`. ``params``/``stderr``/``cov`` are the maximum-likelihood
@@ -133,6 +140,9 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
 
     Both the Levenberg-Marquardt point and the user's start are polished by Newton;
     the higher certified maximum is returned.
+
+    ``res.starts`` with ``starts=``: e.g. ``mj.curve_fit(f, x, y, init, starts=16,
+    key=jax.random.key(0))`` (see "Local optima" in the README).
 
     Examples:
         >>> import jax.numpy as jnp, numpy as np, mlejax as mj
@@ -165,11 +175,15 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     # Two routes to the optimum, the same compiled Newton fit: from the Levenberg-Marquardt
     # point, and straight from the user's start (Newton's exact curvature escapes plateaus
     # that trap LM, e.g. NIST BoxBOD start 1). The better converged maximum wins.
-    fits = [
-        quiet_fit(fit, ll, init_, data, maxiter=maxiter, tol=tol, nobs=n)
-        for init_ in (remark(spec, dyn, start), init)
-    ]
-    res = fits[0] if _better_or_tie(fits[0], fits[1]) else fits[1]
+    if starts is None:
+        fits = [
+            quiet_fit(fit, ll, init_, data, maxiter=maxiter, tol=tol, nobs=n)
+            for init_ in (remark(spec, dyn, start), init)
+        ]
+        res = fits[0] if _better_or_tie(fits[0], fits[1]) else fits[1]
+    else:
+        stack = _with_lm_point(start_values(starts, key, spec, dyn), start, spec, dyn)
+        res = quiet_fit(fit, ll, init, data, maxiter=maxiter, tol=tol, nobs=n, starts=stack)
     cov_gn, rss, s2 = _gn_jit(f, res._spec, res._dyn, res.params, data, n)
     se = jnp.sqrt(jnp.diag(cov_gn))
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
@@ -184,7 +198,17 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     )
     out = to_model_result(res, extras)
     warn_result(out, stacklevel=2)
+    warn_starts(out.starts)
     return out
+
+
+def _with_lm_point(values, lm_params, spec, dyn):
+    """The stack of starts (one array per leaf) with the Levenberg-Marquardt point as its
+    first row, when that point lies strictly inside the constraints; as a pytree."""
+    lm = spec.treedef.flatten_up_to(lm_params)
+    if bool(jnp.all(jnp.isfinite(spec.to_unconstrained(dyn._replace(values=tuple(lm)))))):
+        values = [jnp.concatenate([jnp.asarray(a, v.dtype)[None], v]) for a, v in zip(lm, values)]
+    return spec.unflatten_leaves(values)
 
 
 __all__ = ["curve_fit"]

@@ -41,7 +41,7 @@ def _span(res, name, a, b, n):
     return np.linspace(a, b, n)
 
 
-def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
+def profile(res, name, grid=None, *, level=0.95, n=41, ax=None, progress=None):
     """The profile deviance ``2 (loglik_hat - profile loglik)`` of one parameter.
 
     Draws the curve, the likelihood-ratio cut-off (chi-squared(1) quantile at
@@ -53,6 +53,7 @@ def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
         res: a single ``FitResult``. name: a free parameter's name (``res.names``).
         grid: values of the parameter (default: ``n`` points spanning the profile
             interval and a margin). level: the interval's level. ax: an Axes.
+        progress: progress of the interval and the curve (:mod:`mlejax.progress`).
 
     Returns:
         The Axes.
@@ -65,13 +66,13 @@ def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
     """
     ax = axes(ax)
     est, se = _estimate(res, name)
-    lo, hi = _flat(res, res.conf_int(level, method="profile"), name)
+    lo, hi = _flat(res, res.conf_int(level, method="profile", progress=progress), name)
     if grid is None:
         a = lo if math.isfinite(lo) else est - 4 * se
         b = hi if math.isfinite(hi) else est + 4 * se
         pad = 0.25 * (b - a)
         grid = _span(res, name, a - pad, b + pad, n)
-    prof = res.profile(name, grid)
+    prof = res.profile(name, grid, progress=progress)
     v, dev = np.asarray(prof.values), np.asarray(prof.deviance)
     crit = _chi2_1(level)
     ax.plot(v, dev, color="C0", lw=2, label="profile deviance")
@@ -89,17 +90,18 @@ def profile(res, name, grid=None, *, level=0.95, n=41, ax=None):
     return ax
 
 
-def profile_2d(res, names, grids=None, *, levels=(0.68, 0.95), n=25, ax=None):
+def profile_2d(res, names, grids=None, *, levels=(0.68, 0.95), n=25, ax=None, progress=None):
     """The joint profile-likelihood confidence region of two parameters: contours of
     the profile deviance at the chi-squared(2) quantiles of ``levels``, with the
     estimate marked. ``grids`` is a pair of 1-d grids (default: ``n`` points over
-    +-3.5 standard errors, kept inside the constraints). Returns the Axes."""
+    +-3.5 standard errors, kept inside the constraints). ``progress``: the grid
+    points done (:mod:`mlejax.progress`). Returns the Axes."""
     ax = axes(ax)
     (ex, sx), (ey, sy) = (_estimate(res, nm) for nm in names)
     if grids is None:
         grids = [_span(res, nm, e - 3.5 * s, e + 3.5 * s, n) for nm, (e, s) in zip(names, ((ex, sx), (ey, sy)))]
     gx, gy = (np.asarray(g, float) for g in grids)
-    _, dev, _ = _profile_2d(res, names, gx, gy)
+    _, dev, _ = _profile_2d(res, names, gx, gy, progress)
     crit = [-2.0 * math.log(1.0 - lv) for lv in levels]  # chi-squared(2) quantiles
     cs = ax.contour(gx, gy, dev, levels=sorted(crit), colors=["C0", "C3"][: len(crit)])
     ax.clabel(cs, fmt={c: f"{lv:.0%}" for c, lv in zip(sorted(crit), sorted(levels))}, fontsize="small")

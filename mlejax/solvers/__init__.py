@@ -19,3 +19,4 @@ from ._driver import DriverState as DriverState, minimise as minimise
 from ._lm import LevenbergMarquardt as LevenbergMarquardt
 from ._newton import Newton as Newton
 from ._solvers import LBFGS as LBFGS, OptaxAscent as OptaxAscent, make_solver as make_solver
+from ._trust import TrustRegion as TrustRegion

@@ -36,19 +36,40 @@ class NewtonProposal(NamedTuple):
     within_noise: Any  # converged if the step is rejected (noise floor)
 
 
-def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
-    """The damped, eigenvalue-modified Newton step and the convergence tests at ``x``."""
-    eps = xp.finfo(x.dtype).eps
-    # Jacobi scaling makes the eigenvalue floor and the damping unit-free.
+class ScaledEigen(NamedTuple):
+    s: Any  # the Jacobi scaling sqrt|diag H| (1 where the diagonal is 0)
+    w: Any  # eigenvalues (ascending, signed) of the scaled Hessian H / (s s')
+    v: Any  # its eigenvectors (columns)
+    gv: Any  # the scaled gradient g / s in that eigenbasis
+
+
+def jacobi_scale(xp, hess):
+    """``sqrt|diag H|``, 1 where the diagonal is 0."""
     dg = xp.abs(xp.diag(hess))
-    s = xp.where(dg > 0, xp.sqrt(dg), 1.0)
-    w_signed, v = eigh(hess / xp.outer(s, s), xp)
-    w = xp.abs(w_signed)
-    scale = xp.max(w, initial=0.0)
-    gv = v.T @ (g / s)
-    w_mod = xp.maximum(w, scale * eps)
-    q = -gv / (w_mod + lam)  # the step in the scaled eigenbasis
-    p = (v @ q) / s
+    return xp.where(dg > 0, xp.sqrt(dg), 1.0)
+
+
+def scaled_eigen(xp, g, hess, s=None) -> ScaledEigen:
+    """The eigen-decomposition of the scaled Hessian ``H / (s s')`` (Jacobi scaling by
+    default): scaling makes eigenvalue floors, damping and trust radii unit-free."""
+    s = jacobi_scale(xp, hess) if s is None else s
+    w, v = eigh(hess / xp.outer(s, s), xp)
+    return ScaledEigen(s, w, v, v.T @ (g / s))
+
+
+class Convergence(NamedTuple):
+    p_newton: Any  # the exact Newton step (0 where the Hessian is not positive definite)
+    negligible: Any  # converged: take p_newton and stop
+    within_noise: Any  # converged if the step is rejected (noise floor)
+    w_mod: Any  # |eigenvalues| floored at eps * the largest
+
+
+def newton_convergence(xp, x, e: ScaledEigen, tol) -> Convergence:
+    """The convergence tests at ``x``, shared by Newton and the trust-region Newton."""
+    eps = xp.finfo(x.dtype).eps
+    s, w_signed, v, gv = e
+    scale = xp.max(xp.abs(w_signed), initial=0.0)
+    w_mod = xp.maximum(xp.abs(w_signed), scale * eps)
     # Converged when the Newton decrement g'|H|^-1 g (twice the gain still available,
     # in log-likelihood units: unchanged by adding a constant to the log-likelihood
     # or rescaling parameters) is below tol, or the exact Newton step is negligible:
@@ -68,13 +89,63 @@ def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
     # ~1e-5 standard errors: a rejected step that small also means converged.
     within_noise = pd & xp.all(step_size <= 1e-4)
     # At a stationary point that is no maximum, stay (the information analysis flags it).
-    p = xp.where(negligible, xp.where(pd, p_newton, 0.0 * p), p)
-    predicted = -(gv @ q + 0.5 * xp.sum(w_mod * q**2))
-    return NewtonProposal(p, predicted, negligible, within_noise)
+    return Convergence(xp.where(pd, p_newton, 0.0 * p_newton), negligible, within_noise, w_mod)
+
+
+def newton_proposal(xp, x, g, hess, lam, tol) -> NewtonProposal:
+    """The damped, eigenvalue-modified Newton step and the convergence tests at ``x``."""
+    e = scaled_eigen(xp, g, hess)
+    c = newton_convergence(xp, x, e, tol)
+    q = -e.gv / (c.w_mod + lam)  # the step in the scaled eigenbasis
+    p = xp.where(c.negligible, c.p_newton, (e.v @ q) / e.s)
+    predicted = -(e.gv @ q + 0.5 * xp.sum(c.w_mod * q**2))
+    return NewtonProposal(p, predicted, c.negligible, c.within_noise)
+
+
+class Trial(NamedTuple):
+    x: Any
+    f: Any
+    g: Any
+    h: Any
+    rho: Any  # gain ratio: actual decrease of f over the decrease the model predicts
+    ok: Any  # accepted
+    rel_step: Any  # the largest step relative to max(|x|, 1)
+
+
+class SecondOrder(Solver):
+    """What Newton and the trust-region Newton share: exact Hessians, host-capable, the
+    Hessian kept in the state (``state.hess``), and the acceptance test of a step."""
+
+    accept: float  # the least gain ratio accepted (a dataclass field of each solver)
+    default_tol = 1e-10
+    host = True
+    order = 2
+
+    def hessian(self, state):
+        return state.hess
+
+    def trial(self, obj, x, f, g, prop: NewtonProposal) -> Trial:
+        """Evaluate ``x + prop.p``; accepted only if finite and the log-likelihood rises
+        by at least ``accept`` times the predicted gain (a negligible step, which can
+        only improve f up to rounding noise, is taken)."""
+        xp = obj.xp
+        x_new = x + prop.p
+        f_new, g_new, h_new = obj.value_grad_hess(x_new)
+        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
+        ok = finite(xp, f_new, g_new, h_new) & (
+            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
+        )
+        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
+        return Trial(x_new, f_new, g_new, h_new, rho, ok, rel_step)
+
+    def finish(self, obj, x, f, g, hess, t: Trial, stalled, prop):
+        """The status and the point after a trial: ``(code, x, f, g, hess)``."""
+        code = second_order_code(obj.xp, t.ok, stalled, prop, t.f, t.g, t.h)
+        return (code, *pick_step(obj.xp, t.ok, (t.x, t.f, t.g, t.h), (x, f, g, hess)))
 
 
 @dataclasses.dataclass(frozen=True)
-class Newton(Solver):
+class Newton(SecondOrder):
     """Newton's method with the exact Hessian, made safe far from the optimum.
 
     Each step solves ``(|H| + lam D) p = -g`` where ``|H|`` replaces the eigenvalues
@@ -93,50 +164,36 @@ class Newton(Solver):
     accept: float = 1e-4
 
     name = "newton"
-    default_tol = 1e-10
     default_maxiter = 200
-    host = True
-    order = 2
 
     def init(self, obj, x, tol):
         f, g, h = obj.value_grad_hess(x)
         zero = obj.xp.zeros((), x.dtype)
         return Step(x, f, g, NewtonState(h, zero, zero + 2.0), RUNNING)
 
-    def hessian(self, state):
-        return state.hess
-
     def step(self, obj, x, f, g, state, tol):
-        xp = obj.xp
-        eps = xp.finfo(x.dtype).eps
-        prop = newton_proposal(xp, x, g, state.hess, state.lam, tol)
-        x_new = x + prop.p
-        f_new, g_new, h_new = obj.value_grad_hess(x_new)
-        # gain ratio: actual decrease over the decrease the (modified) quadratic model predicts
-        rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
-        # A negligible step can only improve f (up to rounding noise in f): take it.
-        ok = finite(xp, f_new, g_new, h_new) & (
-            (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
-        )
-        lam, nu = nielsen_update(xp, ok, rho, state.lam, state.nu)
-        rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
-        stalled = ~ok & ((lam > 1e16) | (rel_step < eps))
-        code = xp.where(ok, RUNNING, code_for_rejected(xp, f_new))
-        # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
-        # finite ones that the optimum is lost in rounding.
-        given_up = xp.where(
-            finite(xp, f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
-        )
-        code = xp.where(stalled & (code == RUNNING), given_up, code)
-        code = xp.where(prop.negligible | (prop.within_noise & ~ok), int(Status.SUCCESS), code)
+        eps = obj.xp.finfo(x.dtype).eps
+        prop = newton_proposal(obj.xp, x, g, state.hess, state.lam, tol)
+        t = self.trial(obj, x, f, g, prop)
+        lam, nu = nielsen_update(obj.xp, t.ok, t.rho, state.lam, state.nu)
+        stalled = ~t.ok & ((lam > 1e16) | (t.rel_step < eps))
+        code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
+        return Step(x, f, g, NewtonState(h, lam, nu), code)
 
-        def pick(a, b):
-            return xp.where(ok, a, b)
 
-        return Step(
-            pick(x_new, x),
-            pick(f_new, f),
-            pick(g_new, g),
-            NewtonState(pick(h_new, state.hess), lam, nu),
-            code,
-        )
+def second_order_code(xp, ok, stalled, prop, f_new, g_new, h_new):
+    """The status after a second-order step (Newton or trust region): RUNNING, SUCCESS
+    when converged, or why it cannot go on once the step lengths ran out (``stalled``)."""
+    code = xp.where(ok, RUNNING, code_for_rejected(xp, f_new))
+    # Out of step lengths: NaN/inf trials mean the surface itself is broken there,
+    # finite ones that the optimum is lost in rounding.
+    given_up = xp.where(
+        finite(xp, f_new, g_new, h_new), int(Status.PRECISION_LOSS), int(Status.NONFINITE)
+    )
+    code = xp.where(stalled & (code == RUNNING), given_up, code)
+    return xp.where(prop.negligible | (prop.within_noise & ~ok), int(Status.SUCCESS), code)
+
+
+def pick_step(xp, ok, new, old):
+    """The trial point's values where the step is accepted, else the old ones."""
+    return tuple(xp.where(ok, a, b) for a, b in zip(new, old))

@@ -27,6 +27,7 @@ from ._base import (
     secant_decrement,
 )
 from ._newton import Newton as Newton
+from ._trust import TrustRegion as TrustRegion
 
 
 def _converged(x, g, x_new, g_new, tol):
@@ -111,15 +112,17 @@ class OptaxAscent(Solver):
 
 
 def make_solver(method) -> Solver:
-    """``"newton"``, ``"lbfgs"``, an optax transformation, or any :class:`Solver` instance."""
+    """``"newton"``, ``"trust-region"``, ``"lbfgs"``, an optax transformation, or any :class:`Solver` instance."""
     if isinstance(method, str):
         key = method.lower()
         if key == "newton":
             return Newton()
         if key in ("lbfgs", "l-bfgs"):
             return LBFGS()
+        if key in ("trust-region", "trust-newton", "trust-exact"):
+            return TrustRegion()
         raise ValueError(
-            f"method={method!r} is not known; use 'newton' (default), 'lbfgs', an "
+            f"method={method!r} is not known; use 'newton' (default), 'trust-region', 'lbfgs', an "
             "optax.GradientTransformation such as optax.adam(1e-2), or a "
             "mlejax.solvers.Solver instance."
         )
@@ -128,7 +131,7 @@ def make_solver(method) -> Solver:
     if isinstance(method, Solver):
         return method
     raise TypeError(
-        f"method has type {type(method).__name__}; use 'newton', 'lbfgs', an "
+        f"method has type {type(method).__name__}; use 'newton', 'trust-region', 'lbfgs', an "
         "optax.GradientTransformation such as optax.adam(1e-2), or a "
         "mlejax.solvers.Solver instance."
     )
