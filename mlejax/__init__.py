@@ -34,7 +34,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(("BatchFitResult", "fit_batch"), ".backends._batch"),
     "fit_dist": ".dist",
-    **dict.fromkeys(("HMM", "GaussianHMM", "HMMResult"), ".hmm"),
+    **dict.fromkeys(("HMM", "GaussianHMM", "GMMHMM", "HMMResult"), ".hmm"),
     **dict.fromkeys(("BatchMixtureResult", "em_batch"), ".mixture._batch"),
     "em": ".mixture._em",
     "GaussianMixture": ".mixture._gmm",
@@ -83,7 +83,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the table abo
     )
     from .backends._batch import BatchFitResult as BatchFitResult, fit_batch as fit_batch
     from .dist import fit_dist as fit_dist
-    from .hmm import HMM as HMM, GaussianHMM as GaussianHMM, HMMResult as HMMResult
+    from .hmm import GMMHMM as GMMHMM, HMM as HMM, GaussianHMM as GaussianHMM, HMMResult as HMMResult
     from .mixture._batch import BatchMixtureResult as BatchMixtureResult, em_batch as em_batch
     from .mixture._em import em as em
     from .mixture._gmm import GaussianMixture as GaussianMixture

@@ -317,14 +317,20 @@ def cmd_mixture(args) -> dict:
             "best": {"params": params, "loglik": float(best.loglik), "converged": bool(best.converged)}}
 
 
-def text_mixture(out) -> str:
-    lines = [f"mixture: Gaussian ({out['covariance_type']}) on {', '.join(out['columns'])} of {out['file']}, "
-             f"n = {out['nobs']}" + (f" ({out['n_dropped']} rows dropped)" if out["n_dropped"] else ""),
-             f"{'K':>4} {'loglik':>14} {'nparams':>8} {'aic':>14} {'bic':>14}"]
+def _ic_lines(out) -> list:
+    """The information-criterion table of ``mixture``/``hmm``, the chosen K marked."""
+    lines = [f"{'K':>4} {'loglik':>14} {'nparams':>8} {'aic':>14} {'bic':>14}"]
     for r in out["table"]:
         mark = "  <- best" if r["k"] == out["best_k"] else ""
         lines.append(f"{r['k']:>4} {_fmt(r['loglik']):>14} {r['nparams']:>8} {_fmt(r['aic']):>14} "
                      f"{_fmt(r['bic']):>14}{mark}")
+    return lines
+
+
+def text_mixture(out) -> str:
+    lines = [f"mixture: Gaussian ({out['covariance_type']}) on {', '.join(out['columns'])} of {out['file']}, "
+             f"n = {out['nobs']}" + (f" ({out['n_dropped']} rows dropped)" if out["n_dropped"] else "")]
+    lines += _ic_lines(out)
     p = out["best"]["params"]
     lines.append(f"chosen by BIC: {out['best_k']} components")
     for i, (w, m) in enumerate(zip(p["weights"], p["means"])):
@@ -332,39 +338,75 @@ def text_mixture(out) -> str:
     return "\n".join(lines)
 
 
+HMM_EMISSIONS = ("gaussian", "poisson", "categorical")
+
+
+def _hmm_series(args, x, names):
+    """The observations an ``--emission`` takes: (n, d) for Gaussian, one column of
+    counts (Poisson) or of category codes 0, 1, 2, ... (categorical)."""
+    if args.emission == "gaussian":
+        return x
+    if x.shape[1] != 1:
+        raise CLIError(f"--emission {args.emission} takes one column; got {len(names)} ({', '.join(names)})")
+    v = x[:, 0]
+    if np.any(v < 0) or np.any(v != np.round(v)):
+        what = "non-negative integer counts" if args.emission == "poisson" else "category codes 0, 1, 2, ..."
+        raise CLIError(f"--emission {args.emission} needs {what} in column {names[0]!r}")
+    return v
+
+
+def _hmm_model(args, k, x):
+    from .dist import Categorical, Poisson
+    from .hmm import HMM, GaussianHMM
+
+    if args.emission == "gaussian":
+        return GaussianHMM(k, args.covariance_type)
+    return HMM(Poisson() if args.emission == "poisson" else Categorical(int(np.max(x)) + 1), k)
+
+
 def cmd_hmm(args) -> dict:
-    """Gaussian HMMs with each number of states on one series (rows in time order)."""
+    """HMMs with each number of states on one series (rows in time order), chosen by
+    BIC; the chosen one with its standard errors."""
+    if args.emission not in HMM_EMISSIONS:
+        raise CLIError(f"unknown --emission {args.emission!r}; known: {', '.join(HMM_EMISSIONS)}")
     ks, names, x, dropped = _counts_and_matrix(args, args.states, "--states", "states")
+    x = _hmm_series(args, x, names)
     _x64()
     import jax
 
-    from .hmm import GaussianHMM
     from .mixture._em import em
+
+    def fit(k, stderr):
+        return em(_hmm_model(args, k, x), x, key=jax.random.key(args.seed), n_init=args.n_init, stderr=stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fits = [em(GaussianHMM(k, args.covariance_type), x, key=jax.random.key(args.seed), n_init=args.n_init,
-                   stderr=False) for k in ks]
-    rows = _ic_rows(ks, fits)
-    i = int(np.nanargmin([r["bic"] for r in rows]))
-    best = fits[i]
+        fits = [fit(k, False) for k in ks]
+        rows = _ic_rows(ks, fits)
+        i = int(np.nanargmin([r["bic"] for r in rows]))
+        best = fit(ks[i], True)  # the same fit again (same key), now with its standard errors
     states = np.asarray(best.decode(x)).astype(int)
-    params = {k: np.asarray(best.params[k]).tolist() for k in ("startprob", "transmat", "means", "covariances")}
+    params = {k: np.asarray(v).tolist() for k, v in best.params.items()}
+    stderr = {k: np.asarray(v).tolist() for k, v in best.stderr.items()}
     return {"command": "hmm", "file": args.file, "columns": names, "nobs": int(x.shape[0]), "n_dropped": dropped,
-            "covariance_type": args.covariance_type, "criterion": "bic", "best_k": ks[i], "table": rows,
-            "best": {"params": params, "loglik": float(best.loglik), "converged": bool(best.converged),
-                     "states": states.tolist()}}
+            "emission": args.emission, "covariance_type": args.covariance_type, "criterion": "bic", "best_k": ks[i],
+            "table": rows, "best": {"params": params, "stderr": stderr, "loglik": float(best.loglik),
+                                    "converged": bool(best.converged), "states": states.tolist()}}
 
 
 def text_hmm(out) -> str:
-    text = text_mixture({**out, "best": {"params": {"weights": out["best"]["params"]["startprob"],
-                                                    "means": out["best"]["params"]["means"]}}})
-    text = text.replace("mixture: Gaussian", "hmm: Gaussian").replace("components", "states")
-    counts = np.bincount(out["best"]["states"], minlength=out["best_k"])
-    trans = np.asarray(out["best"]["params"]["transmat"])
-    lines = [re.sub(r"component (\d+): weight [^,]*,", r"state \1:", ln) for ln in text.splitlines()]
-    lines.append("transition matrix:")
-    lines += ["  " + " ".join(f"{v:8.4f}" for v in row) for row in trans]
+    what = "Gaussian (" + out["covariance_type"] + ")" if out["emission"] == "gaussian" else out["emission"]
+    lines = [f"hmm: {what} emissions on {', '.join(out['columns'])} of {out['file']}, n = {out['nobs']}"
+             + (f" ({out['n_dropped']} rows dropped)" if out["n_dropped"] else "")] + _ic_lines(out)
+    lines.append(f"chosen by BIC: {out['best_k']} states")
+    lines.append(f"  {'parameter':<22} {'estimate':>12} {'stderr':>12}")
+    best = out["best"]
+    for name, value in best["params"].items():
+        v, se = np.asarray(value, float), np.asarray([np.nan if e is None else e for e in np.ravel(best["stderr"][name])])
+        for j, idx in enumerate(np.ndindex(v.shape)):
+            label = f"{name}[{', '.join(map(str, idx))}]" if idx else name
+            lines.append(f"  {label:<22} {_fmt(float(v[idx])):>12} {_fmt(float(se[j])):>12}")
+    counts = np.bincount(best["states"], minlength=out["best_k"])
     lines.append("Viterbi path: " + ", ".join(f"state {k} x {c}" for k, c in enumerate(counts)))
     return "\n".join(lines)
 
@@ -421,6 +463,11 @@ def _obj(props, required=None):
     return {"type": "object", "properties": props, "required": list(required or props)}
 
 
+# startprob, transmat and the emission's parameters (gaussian: means, covariances; poisson: rate;
+# categorical: p, the first k - 1 category probabilities), nested lists; stderr the same (null: none)
+_HMM_PARAMS = {**_obj({"startprob": _ARR, "transmat": _ARR}), "additionalProperties": _ARR}
+
+
 SCHEMAS = {
     "demo": _obj({"command": {"const": "demo"}, "cases": {"type": "array", "items": _obj({
         "case": _STR, "param": _STR, "estimate": _NUM, "stderr": _NUM, "closed_form": _NUM,
@@ -444,8 +491,9 @@ SCHEMAS = {
         "n_dropped": _INT, "covariance_type": _STR, "criterion": _STR, "best_k": _INT,
         "table": {"type": "array", "items": _obj({"k": _INT, "loglik": _NUM, "nparams": _INT, "aic": _NUM,
                                                   "bic": _NUM, "converged": _BOOL})},
-        "best": _obj({"params": _obj({"startprob": _ARR, "transmat": _ARR, "means": _ARR, "covariances": _ARR}),
-                      "loglik": _NUM, "converged": _BOOL, "states": {"type": "array", "items": _INT}})}),
+        "emission": {"enum": list(HMM_EMISSIONS)},
+        "best": _obj({"params": _HMM_PARAMS, "stderr": _HMM_PARAMS, "loglik": _NUM, "converged": _BOOL,
+                      "states": {"type": "array", "items": _INT}})}),
 }
 for _s in SCHEMAS.values():
     _s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -485,13 +533,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", default="linear", help="linear, logit, probit, poisson, negbin, gamma")
     for name, help_, flag, default, rows in (
         ("mixture", "Gaussian mixtures with 1..K components, chosen by BIC", "--k", "1-6", "the dimensions"),
-        ("hmm", "Gaussian hidden Markov models with 1..K states on one series, chosen by BIC", "--states", "1-4",
+        ("hmm", "hidden Markov models with 1..K states on one series, chosen by BIC", "--states", "1-4",
          "rows in time order"),
     ):
         s = add(name, help_)
         s.add_argument("--columns", required=True, help=f"comma-separated columns ({rows})")
         s.add_argument(flag, default=default, help=f"how many: 3 or a range {default}")
-        s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied")
+        s.add_argument("--covariance-type", default="full", help="full, diag, spherical or tied (Gaussian)")
+        if name == "hmm":
+            s.add_argument("--emission", default="gaussian", help=f"{', '.join(HMM_EMISSIONS)} (default gaussian)")
         s.add_argument("--n-init", type=int, default=3, help="k-means restarts per K")
         s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("schema", help="print the JSON Schema of a command's --json output")

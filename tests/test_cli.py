@@ -9,12 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
 
 import mlejax as mj
-from mlejax._cli import SCHEMAS
+from mlejax._cli import SCHEMAS, text_hmm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,8 @@ def validate(obj, schema, path="$"):
              "integer": int, "number": (int, float)}
     if "const" in schema:
         assert obj == schema["const"], path
+    if "enum" in schema:
+        assert obj in schema["enum"], path
     if "type" in schema:
         allowed = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         ok = any(isinstance(obj, types[t]) and not (t in ("integer", "number") and isinstance(obj, bool))
@@ -256,3 +259,29 @@ def test_hmm_command_matches_hmmlearn_score(tmp_path):
     ref.means_, ref.covars_ = np.array(p["means"]), np.array(p["covariances"])
     assert out["best"]["loglik"] == pytest.approx(ref.score(x[:, None]), rel=1e-9)
     assert np.array_equal(out["best"]["states"], ref.predict(x[:, None]))
+
+
+def test_hmm_command_poisson_emission_with_standard_errors(tmp_path):
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(6)
+    s = np.repeat([0, 1, 0, 1, 0, 1], 30)
+    x = rng.poisson(np.where(s == 0, 2.0, 9.0)).astype(float)
+    path = tmp_path / "counts.csv"
+    path.write_text("n,m\n" + "\n".join(f"{v:g},{v + 0.5:g}" for v in x) + "\n")
+    out = json.loads(run("hmm", path, "--columns", "n", "--states", "2", "--emission", "poisson", "--json").stdout)
+    validate(out, SCHEMAS["hmm"])
+    p, se = out["best"]["params"], out["best"]["stderr"]
+    ref = hmmlearn.PoissonHMM(2, init_params="", params="")
+    ref.startprob_, ref.transmat_, ref.lambdas_ = np.array(p["startprob"]), np.array(p["transmat"]), np.c_[p["rate"]]
+    assert out["best"]["loglik"] == pytest.approx(ref.score(x.astype(int)[:, None]), rel=1e-9)
+    lib = mj.em(mj.HMM(mj.dist.Poisson(), 2), x, n_init=3, key=jax.random.key(0))
+    np.testing.assert_allclose(se["rate"], lib.stderr["rate"], rtol=1e-6)
+    assert np.all(np.asarray(se["rate"]) > 0)
+    text = text_hmm(out)  # the text output is made from the same dictionary
+    assert "rate[1]" in text and "transmat[0, 1]" in text and "stderr" in text
+    for args, msg in ((["--emission", "bernoulli"], "unknown --emission 'bernoulli'; known: gaussian, poisson"),
+                      (["--emission", "categorical", "--columns", "n,m"], "takes one column"),
+                      (["--emission", "poisson", "--columns", "m"], "non-negative integer counts in column 'm'")):
+        cols = [] if "--columns" in args else ["--columns", "n"]
+        p = run("hmm", path, *cols, *args, ok=False)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and msg in p.stderr, p.stderr

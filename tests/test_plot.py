@@ -157,3 +157,14 @@ def test_hmm_states_plot(tmp_path):
     assert np.allclose(steps, np.asarray(res.params["means"])[states, 0])
     assert np.mean(steps > 2) == pytest.approx(np.mean(s == 1), abs=0.03)  # the regimes are found
     _png(ax, tmp_path, "hmm")
+
+
+def test_hmm_states_plot_poisson_rates():
+    rng = np.random.default_rng(5)
+    s = np.repeat([0, 1, 0, 1], 30)
+    x = rng.poisson(np.where(s == 0, 2.0, 12.0)).astype(float)
+    res = mj.em(mj.HMM(mj.dist.Poisson(), 2), x, stderr=False)
+    ax = mplot.hmm_states(res, x)
+    steps = ax.get_lines()[0].get_ydata()
+    assert np.allclose(steps, np.asarray(res.params["rate"])[np.asarray(res.decode(x))])  # the rate is the state mean
+    plt.close(ax.figure)

@@ -25,9 +25,10 @@ from ..mixture._em import best_run, check_em_options, em_loop
 from ..mixture._gmm import COVARIANCE_TYPES
 from ..mixture._kmeans import kmeans_resp, random_resp
 from . import _forward
+from ._batch import em_batch_hmm
 from ._data import as_sequences, to_device
-from ._emissions import FamilyEmission, Gaussian
-from ._result import build_hmm_result
+from ._emissions import FamilyEmission, Gaussian, GaussianMix
+from ._result import HMMOutput, build_hmm_result
 
 EMPTY_MASS = 1e-6  # a state whose expected number of visits is below this received no mass
 DEFAULT_TOL = 1e-2  # hmmlearn's default, on the total log-likelihood
@@ -60,20 +61,6 @@ class HMMRun(NamedTuple):
     status: Any
     decreased: Any
     empty: Any
-
-
-class HMMOutput(NamedTuple):
-    """What the compiled Baum-Welch returns (:func:`hmm_pure`): the best restart."""
-
-    params: Any
-    loglik: Any
-    n_iter: Any
-    status: Any
-    decreased: Any
-    empty: Any  # (K,) states that received no mass (kept their parameters)
-    restart_logliks: Any
-    converged: Any
-    nobs: Any  # the number of time steps
 
 
 class HMMStats(NamedTuple):
@@ -140,18 +127,16 @@ class HMM:
     newton_steps: int = 20
 
     def __post_init__(self):
-        k = self.n_states
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_states={k!r} must be an integer >= 1 (the number of hidden states).")
+        k = _check_n("n_states", self.n_states, "hidden states")
         e = self.emission
         if isinstance(e, type):
             raise TypeError(f"emission is the class {e.__name__}; pass an instance, e.g. {e.__name__}().")
         if isinstance(e, Family):
             object.__setattr__(self, "emission", FamilyEmission(e, int(k), self.newton_steps))
-        elif not isinstance(e, (FamilyEmission, Gaussian)):
+        elif not isinstance(e, (FamilyEmission, Gaussian, GaussianMix)):
             raise TypeError(
                 f"emission has type {type(e).__name__}; use an mj.dist family (e.g. mj.dist.Poisson()) "
-                "or mj.GaussianHMM for Gaussian emissions."
+                "or mj.GaussianHMM / mj.GMMHMM for Gaussian (mixture) emissions."
             )
         fixed = (self.fixed,) if isinstance(self.fixed, str) else tuple(self.fixed)
         bad = [f for f in fixed if f not in FIXABLE]
@@ -227,8 +212,8 @@ class HMM:
         k = self.n_states
         resp = post.gamma.reshape(-1, k)
         resp_w = resp * data.emis.w[:, None]
-        stats = HMMStats(post.start, post.trans, self.emission.stats(resp_w, data.emis), jnp.sum(resp, 0))
-        return stats, jnp.sum(post.loglik)
+        stats = HMMStats(post.start, post.trans, self.emission.stats(state.emis, resp_w, data.emis), jnp.sum(resp, 0))
+        return stats, jnp.sum(jnp.where(data.mask[:, 0], post.loglik, 0.0))  # all-padding sequences: nothing
 
     def m_step(self, state, stats, data):
         a0 = jnp.maximum(stats.start + self.startprob_prior - 1.0, 0.0)
@@ -299,6 +284,18 @@ class HMM:
             jax.scipy.special.xlogy(a, params["transmat"]))
 
     # -- the fit ----------------------------------------------------------------------------------
+    def pure(self, *args, **kwargs):
+        """:func:`hmm_pure` with this model."""
+        return hmm_pure(self, *args, **kwargs)
+
+    def fit_em_batch(self, data, *, key=None, n_init=1, maxiter=1000, tol=None, init_method="kmeans",
+                     batch_size=None, lengths=None, missing="error", stderr=False):
+        """What :func:`mlejax.em_batch` runs for an HMM (see there)."""
+        tol = DEFAULT_TOL if tol is None else tol
+        n_init, maxiter, tol = check_em_options(self, n_init, maxiter, tol, init_method)
+        return em_batch_hmm(self, data, key=key, n_init=n_init, maxiter=maxiter, tol=tol, init_method=init_method,
+                            batch_size=batch_size, lengths=lengths, missing=missing, stderr=stderr)
+
     def fit_em(self, data, *, key=None, n_init=1, maxiter=1000, tol=None, init=None, weights=None,
                init_method="kmeans", stderr=None, progress=None, lengths=None, missing="error"):
         """What :func:`mlejax.em` runs for an HMM (see there)."""
@@ -339,7 +336,8 @@ def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_m
             state0 = model.init_state(k, data, init_method)
         c = em_loop(model, state0, data, tol, maxiter, None, progress_every)
         params = model.params_from_state(c.state, data)
-        ll = jnp.sum(_forward.loglik(c.state.startprob, c.state.transmat, model._logb(c.state, data), mask))
+        ll = _forward.loglik(c.state.startprob, c.state.transmat, model._logb(c.state, data), mask)
+        ll = jnp.sum(jnp.where(mask[:, 0], ll, 0.0))
         return HMMRun(params, ll, c.n_iter, c.status, c.decreased, c.state.empty)
 
     if n_init == 1:
@@ -383,6 +381,49 @@ def GaussianHMM(n_states, covariance_type="full", *, reg_covar=1e-6, **options) 
     """
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"covariance_type={covariance_type!r} is not known; use one of {COVARIANCE_TYPES}.")
-    if isinstance(n_states, bool) or not isinstance(n_states, (int, np.integer)) or n_states < 1:
-        raise ValueError(f"n_states={n_states!r} must be an integer >= 1 (the number of hidden states).")
-    return HMM(Gaussian(int(n_states), covariance_type, reg_covar), n_states, **options)
+    k = _check_n("n_states", n_states, "hidden states")
+    return HMM(Gaussian(k, covariance_type, reg_covar), k, **options)
+
+
+def _check_n(name, v, what):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name}={v!r} must be an integer >= 1 (the number of {what}).")
+    return int(v)
+
+
+def GMMHMM(n_states, n_mix, covariance_type="diag", *, reg_covar=1e-6, **options) -> HMM:
+    """An HMM whose emission in each state is a mixture of ``n_mix`` Gaussians
+    (hmmlearn's ``GMMHMM``, with the exact M-step).
+
+    Args:
+        n_states: number of hidden states K >= 1.
+        n_mix: Gaussian components per state M >= 1.
+        covariance_type: ``"diag"`` ``(K, M, d)``, ``"full"`` ``(K, M, d, d)``,
+            ``"spherical"`` ``(K, M)`` or ``"tied"`` ``(K, d, d)`` (one matrix shared by
+            a state's components) -- hmmlearn's shapes.
+        reg_covar: added to the diagonal of each covariance in every M-step (>= 0).
+        **options: ``startprob_prior``, ``transmat_prior``, ``fixed``, ``algorithm``
+            (see :class:`HMM`).
+
+    Returns:
+        An :class:`HMM` to fit with :func:`mlejax.em` or :func:`mlejax.em_batch`; the
+        result's ``params``: ``startprob``, ``transmat``, ``weights`` (K, M), ``means``
+        (K, M, d), ``covariances``. A component that receives no mass keeps its parameters.
+
+    Raises:
+        ValueError: ``n_states`` or ``n_mix`` below 1 or not an integer, an unknown
+            ``covariance_type``.
+
+    Examples:
+        >>> import numpy as np, mlejax as mj
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.r_[rng.normal(-4, 1, 150), rng.normal(4, 1, 150)]
+        >>> res = mj.em(mj.GMMHMM(2, 2), x, stderr=False)
+        >>> res.params["weights"].shape, res.params["means"].shape
+        ((2, 2), (2, 2, 1))
+    """
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type={covariance_type!r} is not known; use one of {COVARIANCE_TYPES}.")
+    k = _check_n("n_states", n_states, "hidden states")
+    m = _check_n("n_mix", n_mix, "Gaussian components per state")
+    return HMM(GaussianMix(k, m, covariance_type, reg_covar), k, **options)

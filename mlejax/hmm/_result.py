@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.flatten_util
@@ -28,6 +28,21 @@ from ..mixture._result import MixtureResult
 from . import _forward
 from ._data import to_device, unpad
 from ._emissions import simplex_from_free, simplex_to_free
+
+
+class HMMOutput(NamedTuple):
+    """What the compiled Baum-Welch returns (:func:`mlejax.hmm.hmm_pure`): the best restart."""
+
+    params: Any
+    loglik: Any
+    n_iter: Any
+    status: Any
+    decreased: Any
+    empty: Any  # (K,) states that received no mass (kept their parameters)
+    restart_logliks: Any
+    converged: Any
+    nobs: Any  # the number of time steps
+
 
 _MESSAGES = {
     Status.SUCCESS: "converged: the total log-likelihood changed by less than tol (hmmlearn's rule)",
@@ -114,7 +129,7 @@ _stderr_jit = jax.jit(
 )
 
 
-def _chunk_size(model, x):
+def chunk_size(model, x):
     budget = 2**22 if jax.default_backend() == "cpu" else 2**26
     per_seq = max(1, model.nparams(x) * x.shape[1] * model.n_states)
     return int(max(1, min(x.shape[0], budget // per_seq)))
@@ -255,7 +270,7 @@ def build_hmm_result(model, out, seq, *, tol, stderr=True):
         warn_if_float32(jnp.result_type(out.loglik), 4)
         x, mask, observed = to_device(seq)
         se, cov, info, *flags, bnd = _stderr_jit(model.static(), model.hyper(), params, x, mask, observed,
-                                                 _chunk_size(model, x))
+                                                 chunk_size(model, x))
         if bool(flags[0]) or bool(flags[1]):
             warnings.warn(
                 "the observed information of the HMM is not positive definite: standard errors are NaN. Causes: "

@@ -145,6 +145,17 @@ def bootstrap(boot, name, *, level=0.95, methods=("percentile", "basic"), bins=4
     return ax
 
 
+def _state_means(params, k, column):
+    """Each state's mean of feature ``column``: Gaussian means, a GMM-HMM's weighted
+    component means, or a Poisson rate; None for other emissions."""
+    if "means" in params:
+        mu = np.asarray(params["means"])
+        if "weights" in params:  # GMM-HMM: (K, M, d)
+            mu = np.einsum("km,kmd->kd", np.asarray(params["weights"]), mu)
+        return mu.reshape(k, -1)[:, column]
+    return np.asarray(params["rate"]).reshape(k) if "rate" in params else None
+
+
 def hmm_states(res, x, *, column=0, ax=None):
     """A series with its HMM states: the observations (``x[:, column]``) coloured by
     their Viterbi state, each state's mean as a step line, and the posterior state
@@ -156,13 +167,14 @@ def hmm_states(res, x, *, column=0, ax=None):
     t = np.arange(x2.shape[0])
     states = np.asarray(res.decode(xv)).astype(int)
     post = np.asarray(res.predict_proba(xv))
-    means = np.asarray(res.params["means"]).reshape(post.shape[1], -1)[:, column]
+    means = _state_means(res.params, post.shape[1], column)
     twin = ax.twinx()
     twin.stackplot(t, post.T, colors=[f"C{k}" for k in range(post.shape[1])], alpha=0.15)
     twin.set_ylim(0, 1)
     twin.set_ylabel("posterior state probability")
     ax.scatter(t, x2[:, column], c=[f"C{k}" for k in states], s=8, zorder=3)
-    ax.step(t, means[states], where="mid", color="k", lw=1, label="state mean (Viterbi path)")
+    if means is not None:
+        ax.step(t, means[states], where="mid", color="k", lw=1, label="state mean (Viterbi path)")
     ax.set_xlabel("time")
     ax.set_ylabel(f"x[:, {column}]")
     ax.legend(fontsize="small", loc="upper left")
