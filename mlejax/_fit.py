@@ -12,6 +12,7 @@ import numpy as np
 
 from ._constraints import parametrize
 from ._diagnose import nonfinite_note, with_nonfinite_diagnosis
+from ._hessfree import FREE_COV, free_cov, refuse_dense, stderr_for as cg_stderr_for
 from ._inference import (
     COV_TYPES,
     analyse_information,
@@ -270,6 +271,23 @@ def conclude(xp, spec, dyn, st, hess_u, hooks, cov_type, clusters, n_clusters, d
     )
 
 
+def conclude_free(xp, spec, dyn, st, log_prior, data_finite):
+    """:func:`conclude` without the information: ``cov=None`` and Hessian-free
+    inference (``cov="hvp"``) form no k x k matrix, so there is no curvature check
+    (the status is the optimiser's), no covariance and no standard errors."""
+    params = spec.to_natural(st.x, dyn, xp)
+    status = xp.where(data_finite, st.status, int(Status.NONFINITE_DATA)).astype(np.int32)
+    loglik = -st.f if log_prior is None else -st.f - log_prior(params)
+    no = xp.asarray(False)
+    return FitCore(
+        params=params, stderr=None, cov=None, information=None, loglik=loglik,
+        converged=status == int(Status.SUCCESS), n_iter=st.n_iter, grad_norm=xp.linalg.norm(st.g),
+        status=status, hessian_not_negdef=no, not_identified=no, ill_conditioned=no,
+        condition_number=xp.asarray(np.nan, st.x.dtype), null_vector=None,
+        params_at_bound=xp.zeros(st.x.shape, bool), x=st.x,
+    )
+
+
 def _negative_loglik(loglik, spec, dyn, data):
     """The one sign flip: ``u -> -loglik(natural(u), data)`` on the optimiser's scale."""
     return lambda x: -loglik(spec.to_natural(x, dyn), data)
@@ -293,6 +311,13 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     _check_output(out0)
     obj = Objective(_negative_loglik(loglik, spec, dyn, data))
     st = minimise(solver, obj, x0, tol, maxiter)
+    finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
+    data_finite = True
+    if check_finite and finite_leaves:
+        data_finite = jnp.all(jnp.stack(finite_leaves))
+    log_prior = loglik.log_prior if isinstance(loglik, _Penalised) else None
+    if cov_type not in COV_TYPES:  # None or "hvp": no k x k matrix
+        return conclude_free(jnp, spec, dyn, st, log_prior, data_finite), finite_leaves
     hess = solver.hessian(st.solver_state)
     if hess is None:
         hess = derivatives(obj.value, st.x, 2).h
@@ -301,12 +326,8 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
         refine=lambda info, exact: jnp.where(
             exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn)))),
         scores=lambda phi: checked_scores(loglik, spec, dyn, data, phi, obs_mask),
-        log_prior=loglik.log_prior if isinstance(loglik, _Penalised) else None,
+        log_prior=log_prior,
     )
-    finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
-    data_finite = True
-    if check_finite and finite_leaves:
-        data_finite = jnp.all(jnp.stack(finite_leaves))
     return conclude(jnp, spec, dyn, st, hess, hooks, cov_type, clusters, n_clusters,
                     data_finite), finite_leaves
 
@@ -361,7 +382,15 @@ def _host_ok(solver, dyn, data, tol) -> bool:
     leaves = jax.tree_util.tree_leaves((dyn, data, tol))
     size = sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(data))
     return (bool(getattr(solver, "host", False)) and all(map(_is_concrete, leaves))
-            and size <= HOST_MAX_DATA_ELEMENTS)
+            and size <= HOST_MAX_DATA_ELEMENTS and not spans_devices(data))
+
+
+def spans_devices(tree) -> bool:
+    """Does any leaf live on more than one device (a sharded ``jax.Array``)? Such data
+    are fitted by the compiled program only: the log-likelihood and its derivatives
+    reduce across devices inside it, and nothing is copied to the host."""
+    return any(isinstance(a, jax.Array) and _is_concrete(a) and len(a.sharding.device_set) > 1
+               for a in jax.tree_util.tree_leaves(tree))
 
 
 def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs,
@@ -397,6 +426,12 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         raise
     obj = HostObjective(kernel, dtype)
     st = minimise(solver, obj, x0, np.asarray(tol, dtype), int(maxiter))
+    log_prior = (lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype)) \
+        if isinstance(loglik, _Penalised) else None
+    data_finite = not check_finite or all(finite_leaves)
+    if cov_type not in COV_TYPES:  # None or "hvp": no k x k matrix
+        with np.errstate(all="ignore"):
+            return conclude_free(np, spec, dyn_np, st, log_prior, data_finite), finite_leaves, None
     hess = solver.hessian(st.solver_state)
     if hess is None:
         hess = obj.value_grad_hess(st.x)[2]
@@ -410,10 +445,8 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     hooks = Hooks(
         refine=refine,
         scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, obs_mask), dtype),
-        log_prior=(lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype))
-        if isinstance(loglik, _Penalised) else None,
+        log_prior=log_prior,
     )
-    data_finite = not check_finite or all(finite_leaves)
     with np.errstate(all="ignore"):
         out = conclude(np, spec, dyn_np, st, hess, hooks, cov_type,
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
@@ -436,15 +469,17 @@ def _resolve_options(method, maxiter, tol):
     return solver, int(maxiter), tol
 
 
-def check_options(loglik, log_prior, method, maxiter, tol, cov):
+def check_options(loglik, log_prior, method, maxiter, tol, cov, free_ok=False):
     """The options ``fit`` and ``fit_batch`` share, validated:
-    ``(objective, solver, maxiter, tol)``."""
+    ``(objective, solver, maxiter, tol)``. ``free_ok``: ``cov`` may also be None or
+    ``"hvp"`` (no dense information)."""
     ll = objective_loglik(loglik, log_prior)
-    if log_prior is not None and cov != "observed":
+    if log_prior is not None and cov not in ("observed",) + FREE_COV:
         raise ValueError("with log_prior, only cov='observed' (the Laplace approximation) applies.")
     solver, maxiter, tol = _resolve_options(method, maxiter, tol)
-    if cov not in COV_TYPES:
-        raise ValueError(f"cov={cov!r} is not known; use one of {COV_TYPES}.")
+    known = COV_TYPES + (FREE_COV if free_ok else ())
+    if cov not in known:
+        raise ValueError(f"cov={cov!r} is not known; use one of {known}.")
     return ll, solver, maxiter, tol
 
 
@@ -488,6 +523,7 @@ def fit(
     batch_size=None,
     progress=None,
     key=None,
+    stderr_for=None,
 ) -> FitResult:
     """Maximise ``loglik(params, data)`` from ``init`` and return a :class:`FitResult`.
 
@@ -520,7 +556,18 @@ def fit(
         cov: ``"observed"`` (inverse observed information), ``"opg"`` (outer product
             of per-observation scores), ``"sandwich"`` (Huber-White) or ``"cluster"``
             (cluster-robust; give ``clusters``). The per-observation covariances need
-            the total log-likelihood to be the sum over observations.
+            the total log-likelihood to be the sum over observations. ``None``: no
+            inference (no Hessian formed after the fit, no curvature check; ``stderr``,
+            ``cov`` and ``information`` are None). ``"hvp"``: Hessian-free inference, no
+            k x k matrix ever formed; standard errors of the parameters named in
+            ``stderr_for`` (others NaN) and ``res.delta(fn)`` by conjugate gradients on
+            Hessian-vector products (exact at convergence, not an approximation). A
+            first-order fit with more than ``DENSE_MAX_PARAMS`` (4096) free parameters
+            turns ``"observed"`` into ``"hvp"``; a dense matrix that would not fit in
+            memory is refused before any work.
+        stderr_for: names (``"w[3]"``, or a leaf ``"w"`` for all its elements) or indices
+            of free parameters whose standard errors to compute Hessian-free (implies
+            ``cov="hvp"``; see ``FitResult.stderr_for``).
         clusters: one label per observation, for ``cov="cluster"``.
         nobs: number of observations (used by BIC and AICc), if the leading axis of the
             observation leaves is not it.
@@ -591,8 +638,15 @@ def fit(
                                progress=progress, key=key, nobs=nobs, obs=obs, clusters=clusters)
     if progress is not None:
         raise ValueError("progress= is for streamed data and minibatch fits (batch_size=).")
-    ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov)
+    if stderr_for is not None and cov not in ("observed", "hvp"):
+        raise ValueError(f"stderr_for= computes Hessian-free standard errors (cov='hvp'); it does not go with cov={cov!r}.")
+    cov = "hvp" if stderr_for is not None else cov
+    ll, solver, maxiter, tol = check_options(loglik, log_prior, method, maxiter, tol, cov, free_ok=True)
     spec, dyn = parametrize(init)
+    second_order = solver.order >= 2
+    cov = free_cov(cov, spec.nparams, second_order)
+    refuse_dense(spec.nparams, np.dtype(dyn.values[0].dtype).itemsize if dyn.values else 8, solver.name, cov,
+                 second_order)
     data = prepare_data(data)
     if nobs is not None:
         nobs = check_nobs(nobs)
@@ -623,7 +677,20 @@ def fit(
             res = with_nonfinite_diagnosis(res)
         _raise_or_warn(res, data, finite_leaves)
         warn_starts(summary)
+        if stderr_for is not None:
+            res = with_stderr_for(res, stderr_for)
     return res
+
+
+def with_stderr_for(res: FitResult, which) -> FitResult:
+    """``res`` with Hessian-free standard errors of the parameters ``which`` (NaN for
+    the others) in ``stderr``."""
+    got = cg_stderr_for(res, which)
+    se = np.full(res.nparams, np.nan, np.dtype(jnp.result_type(res.loglik)))
+    if int(res.status) == Status.SUCCESS:  # as for dense ones: only a successful fit's
+        se[[res.names.index(n) for n in got]] = list(got.values())
+    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
+    return dataclasses.replace(res, stderr=res._spec.from_natural_flat(jnp.asarray(se), nan_dyn))
 
 
 # ``starts=`` runs fit_batch's compiled engine (mlejax.backends), which is built on this
@@ -655,7 +722,7 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
         bad = []
         for path, a in jax.tree_util.tree_leaves_with_path(data):
             if jnp.issubdtype(jnp.result_type(a), jnp.inexact):
-                nbad = int(np.sum(~np.isfinite(np.asarray(a))))
+                nbad = int(jnp.sum(~jnp.isfinite(a)))  # on the device(s) holding a
                 if nbad:
                     bad.append(f"data{jax.tree_util.keystr(path)} ({nbad} NaN/inf values)")
         raise ValueError(

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
+from ._hessfree import FREE_COV, delta_cg, stderr_for as cg_stderr_for
 from ._inference import (
     COV_TYPES,
     analyse_information,
@@ -22,7 +23,7 @@ from ._inference import (
 )
 from ._observations import checked_nobs, require_additive
 from ._status import FLOAT32, Status, message as status_message
-from ._summary import checked_or_none, display_order
+from ._summary import checked_or_none, display_order, stderr_flat
 
 STOCHASTIC = (
     "a stochastic fit: epochs of minibatch gradient steps (batch_size=), not an exact maximisation; "
@@ -197,7 +198,7 @@ class FitResult(FitFields):
     @property
     def message(self) -> str:
         """The status in words, with the flags that qualify it (single fits)."""
-        msg = status_message(self.status)
+        msg = status_message(self.status, "free" if self.cov_type in FREE_COV else "fit")
         notes = list(self.diagnosis) + self._flag_notes()
         msg = msg + ("" if not notes else "; " + "; ".join(notes))
         if self.stochastic:
@@ -208,6 +209,12 @@ class FitResult(FitFields):
 
     def _flag_notes(self) -> list[str]:
         notes = []
+        if self.cov_type is None:
+            notes.append("no inference (cov=None): res.stderr_for([...]) and res.delta(fn) give "
+                         "Hessian-free standard errors")
+        elif self.cov_type == "hvp":
+            notes.append("Hessian-free inference (cov='hvp'): standard errors by conjugate gradients "
+                         "for the parameters asked for (stderr_for=), NaN for the others")
         if self.cov_type == "pinv":
             nan_se = "standard errors are from the pseudo-inverse fallback (cov_type 'pinv')"
         else:
@@ -291,6 +298,9 @@ class FitResult(FitFields):
         shows a bar only for slow work in an interactive session).
         """
         _check_level(level)
+        if method == "wald" and self.stderr is None:
+            raise ValueError(f"this fit has no standard errors (cov={self.cov_type!r}); use "
+                             "conf_int(method='profile'), or res.stderr_for([...]) (Hessian-free).")
         if method == "wald":
             z = ndtri(0.5 + level / 2.0)
             to_pair = lambda p, s: (p - z * s, p + z * s)  # noqa: E731
@@ -323,7 +333,9 @@ class FitResult(FitFields):
         """Estimate and standard error of ``fn(params)`` by the delta method.
 
         ``fn`` takes the params pytree (natural scale) and returns an array or
-        pytree; its gradient comes from autodiff. By the invariance of the MLE the
+        pytree; its gradient comes from autodiff. Without a dense covariance
+        (``cov=None`` or ``"hvp"``) ``J I^-1 J'`` comes from conjugate-gradient solves
+        on Hessian-vector products (:mod:`mlejax._hessfree`), no k x k matrix formed. By the invariance of the MLE the
         estimate of ``fn(theta)`` is ``fn(theta_hat)``. On a stack of fits (the result
         of ``jax.vmap`` over ``mj.fit``) it is computed for every fit.
         """
@@ -335,9 +347,40 @@ class FitResult(FitFields):
         est_tree = fn(self.params)
         flat, unravel = jax.flatten_util.ravel_pytree(est_tree)
         jac = jax.jacobian(g)(phi).reshape(flat.shape[0], phi.shape[0])
-        cov = jac @ self.cov @ jac.T
+        # no dense covariance (cov=None or "hvp"): J I^-1 J' by conjugate gradients
+        cov = delta_cg(self, jac) if self.cov is None else jac @ self.cov @ jac.T
         se = jnp.sqrt(jnp.diag(cov))
         return DeltaResult(est_tree, unravel(se), cov)
+
+    def stderr_for(self, which, *, data=None, tol: float = 1e-10, maxiter=None) -> dict:
+        """Standard errors of chosen free parameters without a dense Hessian.
+
+        One conjugate-gradient solve ``I z = e_i`` per parameter, each step a
+        Hessian-vector product of the log-likelihood on the natural scale (never the
+        k x k information): for fits with many parameters (``cov=None`` or ``"hvp"``).
+        At convergence (relative residual ``tol``) they equal the dense ones; NaN
+        where CG meets non-positive curvature (not a maximum, not identified) or does
+        not converge in ``maxiter`` steps (default ``10 k``).
+
+        Args:
+            which: a name from ``names`` (``"w[3]"``), a leaf name (``"w"``: all its
+                elements), an index, or a list of these.
+            data: the data to evaluate the information on (default: the fit's own).
+            tol, maxiter: CG tolerance and step limit.
+
+        Returns:
+            ``{name: stderr}`` as Python floats.
+
+        Examples:
+            >>> import jax, jax.numpy as jnp, numpy as np, mlejax as mj
+            >>> x = np.array([0.5, 1.5, 2.0, 3.0])
+            >>> ll = lambda p, x: jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], 1.0))
+            >>> res = mj.fit(ll, {"mu": 0.0}, x, cov=None)
+            >>> round(res.stderr_for("mu")["mu"], 6)  # 1 / sqrt(n)
+            0.5
+        """
+        _check_single_fit(self, "stderr_for()")
+        return cg_stderr_for(self, which, data=data, tol=tol, maxiter=maxiter)
 
     def with_cov(self, cov_type: str, *, clusters=None, expected_information=None) -> FitResult:
         """The same fit with another covariance (and standard errors) attached.
@@ -374,6 +417,11 @@ class FitResult(FitFields):
             raise ValueError("expected_information= is only used with cov_type='expected'.")
         if clusters is not None and cov_type != "cluster":
             raise ValueError("clusters= is only used with cov_type='cluster'.")
+        if self.information is None:
+            raise ValueError(
+                f"this fit has no information matrix (cov={self.cov_type!r}: none was formed); refit "
+                "with cov='observed', or use res.stderr_for([...]) and res.delta(fn) (Hessian-free)."
+            )
         info = jnp.asarray(self.information)
         k = self.nparams
         if cov_type == "pinv":
@@ -418,15 +466,13 @@ class FitResult(FitFields):
         by ``names`` (``params``, ``stderr``), the fit statistics, status and flags."""
         _check_single_fit(self, "to_dict()")
         phi = np.asarray(self._phi(), dtype=float)
-        cov = np.asarray(self.cov, dtype=float)
-        var = np.diag(cov) if cov.size else np.zeros(0)
-        se = np.where(var >= 0, np.sqrt(np.abs(var)), np.nan)
+        se = stderr_flat(self)
         f = lambda v: float(v)  # noqa: E731
         order = display_order(self)
         return {
             "params": {self.names[i]: f(phi[i]) for i in order},
             "stderr": {self.names[i]: f(se[i]) for i in order},
-            "cov": cov.tolist(),
+            "cov": None if self.cov is None else np.asarray(self.cov, dtype=float).tolist(),
             "names": list(self.names),
             "loglik": f(self.loglik),
             "nobs": self.nobs,

@@ -98,7 +98,8 @@ def _optimiser_scale_information(res):
 def rough_parameters(res, gradients=None) -> tuple:
     """Names of the free parameters whose curvature does not hold over +- one standard
     error (empty for a smooth likelihood or when the check does not apply)."""
-    if res._spec is None or isinstance(res.loglik, jax.core.Tracer) or jnp.ndim(res.loglik) != 0:
+    if (res._spec is None or res.cov is None or isinstance(res.loglik, jax.core.Tracer)
+            or jnp.ndim(res.loglik) != 0):
         return ()
     var = np.diag(np.asarray(res.cov)) if res.nparams else np.zeros(0)
     if res.nparams == 0 or not np.all(np.isfinite(var) & (var > 0)):

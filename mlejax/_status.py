@@ -40,6 +40,8 @@ MESSAGES = {
         "the Newton step is below 1e-6 standard errors) and the observed information is positive "
         "definite (a strict local maximum)",
         "em": "converged: the log-likelihood changed by less than tol per observation",
+        "free": "converged: the Newton decrement (log-likelihood still to gain) is below tol; the "
+        "curvature there was not checked (no Hessian formed)",
     },
     Status.MAX_ITER: {
         "fit": "not converged: the iteration limit (maxiter) was reached. Raise maxiter, start "
@@ -98,7 +100,9 @@ KINDS = ("fit", "em")
 def message(status, kind: str = "fit") -> str:
     """The message of a status code for a kind of fit (``"fit"`` or ``"em"``)."""
     text = MESSAGES[Status(int(status))]
-    return text[kind] if isinstance(text, dict) else text
+    if isinstance(text, dict):
+        return text.get(kind, text["fit"])  # "free" (no Hessian): only its own SUCCESS text
+    return text
 
 
 class BatchStatus:

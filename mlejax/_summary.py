@@ -34,13 +34,22 @@ def display_order(res) -> tuple:
     return spec.display_order if spec is not None else tuple(range(len(res.names)))
 
 
+def stderr_flat(res) -> np.ndarray:
+    """Standard errors over ``names`` (numpy): from ``cov``, or from ``stderr`` where no
+    dense covariance was formed (NaN where there are none)."""
+    if res.cov is not None:
+        var = np.diag(np.asarray(res.cov, dtype=float)) if len(res.names) else np.zeros(0)
+        return np.where(np.isfinite(var) & (var >= 0), np.sqrt(np.abs(var)), np.nan)
+    if res.stderr is None:
+        return np.full(len(res.names), np.nan)
+    return np.asarray(res._spec.natural_flat(res.stderr), dtype=float)
+
+
 def coef_table(res, level=0.95):
     """Rows ``(name, coef, std err, z, P>|z|, low, high)`` (Wald, at ``level``) and the
     two interval column labels."""
     phi = np.asarray(res._spec.natural_flat(res.params), dtype=float)
-    var = np.diag(np.asarray(res.cov, dtype=float)) if len(res.names) and res.cov is not None else (
-        np.full(len(res.names), np.nan))
-    se = np.where(np.isfinite(var) & (var >= 0), np.sqrt(np.abs(var)), np.nan)
+    se = stderr_flat(res)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = phi / se
     p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
@@ -91,7 +100,7 @@ def _header_pairs(res):
         ("Method:", res.method, "Log-likelihood:", f"{float(res.loglik):.6g}"),
         ("Converged:", str(bool(res.converged)), "AIC:", f"{float(res.aic):.6g}"),
         ("Iterations:", str(int(res.n_iter)), "BIC:", bic),
-        ("No. observations:", nobs, "Covariance:", res.cov_type),
+        ("No. observations:", nobs, "Covariance:", res.cov_type or "none"),
     ]
 
 

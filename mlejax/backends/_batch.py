@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import sys
 import warnings
@@ -53,6 +54,7 @@ from .._status import (
 )
 from .._tables import Table, Tabular
 from ._lapack import lapack_free, needs_lapack_guard
+from ._shard import batch_mesh, check_divisible, shard_over_batch
 
 __all__ = ["fit_batch", "BatchFitResult"]
 
@@ -147,14 +149,17 @@ def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit,
     arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
     dispatch per call). ``progress``: a reporter (:mod:`mlejax._progress`) told the
     fits done after each chunk of the first pass."""
-    on = progress is not None
+    sharded = batch_mesh(xs)
+    on = progress is not None and sharded is None
 
     def call(xs, iters):
         args = (xs, shared, tol, np.asarray(iters, np.int32), codes)
-        return compiled_chunks(args, make, static, batch_size, per_fit, on)(*args)
+        return compiled_chunks(args, make, static, batch_size, per_fit, on, sharded)(*args)
 
-    with reporting(progress, _leading(xs), "fits"):
-        out = fit_in_two_passes(xs, maxiter, call)
+    with reporting(progress if on else None, _leading(xs), "fits"):
+        # sharded: one pass (regathering the slow fits would move data between devices);
+        # the two passes give each fit exactly this one pass's result anyway
+        out = call(xs, maxiter) if sharded else fit_in_two_passes(xs, maxiter, call)
         if on:
             emit_host(_leading(xs))
     return out
@@ -198,7 +203,8 @@ MEMORY_SLACK = 1.25  # a compiled chunk may use this much more than the budget b
 
 def _avals_key(tree):
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False)) for a in leaves)
+    return treedef, tuple((jnp.shape(a), jnp.result_type(a), getattr(a, "weak_type", False),
+                           getattr(a, "sharding", None)) for a in leaves)  # compiled for these shardings
 
 
 def chunk_bytes(compiled) -> int | None:
@@ -212,7 +218,7 @@ def chunk_bytes(compiled) -> int | None:
         return None
 
 
-def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=False):
+def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=False, sharded=None):
     """The compiled :func:`run_chunks` for these arguments, with chunks sized from the
     program's own memory analysis when ``batch_size`` is None.
 
@@ -220,16 +226,23 @@ def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=F
     memory analysis read. If one chunk needs more than the budget
     (:func:`_chunk_budget`, times ``MEMORY_SLACK``), the measured bytes per fit give a
     new chunk size and the program is compiled again. Compiled programs are kept per
-    (function, options, shapes), so a repeated call neither traces nor compiles.
+    (function, options, shapes, sharding), so a repeated call neither traces nor
+    compiles. ``sharded``: ``(mesh, axis)`` of a batch sharded over devices: each
+    device runs the chunks of its own block (:func:`._shard.shard_over_batch`).
     """
-    key = (make, tuple(static.items()), batch_size, bool(progress), _avals_key(args))
+    key = (make, tuple(static.items()), batch_size, bool(progress), _avals_key(args), sharded)
     hit = _COMPILED.get(key)
     if hit is not None:
         _COMPILED.move_to_end(key)
         return hit
     b = _leading(args[0])
+    if sharded is not None:
+        b = check_divisible(b, *sharded, "the batch (leading axis of data)")
 
     def build(chunk, n_chunks):
+        if sharded is not None:
+            fn = functools.partial(_run_chunks, make=make, chunk=chunk, n_chunks=n_chunks, **static)
+            return jax.jit(shard_over_batch(fn, *sharded, len(args) - 1)).lower(*args).compile()
         return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks,
                                 progress=bool(progress) and n_chunks > 1, **static).compile()
 

@@ -45,6 +45,7 @@ from .._modelfit import (
     with_information_jit,
 )
 from .._status import Status
+from ..backends._shard import xp_of
 
 _EULER = 0.5772156649015329
 
@@ -78,18 +79,18 @@ def _trigamma(a):
 
 # Support checks: (predicate on a numpy array, description for the error message).
 def _is_int(x):
-    return np.all(x == np.round(x))
+    return bool(xp_of(x).all(x == xp_of(x).round(x)))
 
 
 _SUPPORT = {
     "real": (lambda x: True, "real numbers"),
-    "positive": (lambda x: np.all(x > 0), "positive numbers (> 0)"),
-    "nonneg": (lambda x: np.all(x >= 0), "non-negative counts (integers or not)"),
-    "unit": (lambda x: np.all((x > 0) & (x < 1)), "numbers strictly between 0 and 1"),
-    "proportion": (lambda x: np.all((x >= 0) & (x <= 1)), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
-    "binary": (lambda x: np.all((x == 0) | (x == 1)), "0/1 values"),
-    "count": (lambda x: np.all(x >= 0) and _is_int(x), "non-negative integers (counts)"),
-    "trials": (lambda x: np.all(x >= 1) and _is_int(x), "integers >= 1 (the trial of the first success)"),
+    "positive": (lambda x: bool(xp_of(x).all(x > 0)), "positive numbers (> 0)"),
+    "nonneg": (lambda x: bool(xp_of(x).all(x >= 0)), "non-negative counts (integers or not)"),
+    "unit": (lambda x: bool(xp_of(x).all((x > 0) & (x < 1))), "numbers strictly between 0 and 1"),
+    "proportion": (lambda x: bool(xp_of(x).all((x >= 0) & (x <= 1))), "values in the unit interval [0, 1] (0/1 outcomes or proportions)"),
+    "binary": (lambda x: bool(xp_of(x).all((x == 0) | (x == 1))), "0/1 values"),
+    "count": (lambda x: bool(xp_of(x).all(x >= 0)) and _is_int(x), "non-negative integers (counts)"),
+    "trials": (lambda x: bool(xp_of(x).all(x >= 1)) and _is_int(x), "integers >= 1 (the trial of the first success)"),
 }
 
 _WRAP = {"positive": Positive, "unit": lambda v: Bounded(0.0, 1.0, v)}
@@ -202,7 +203,8 @@ class Family:
 
 
 def _wmean_np(a, w):
-    return np.sum(w * a) / np.sum(w)
+    xp = xp_of(a)
+    return float(xp.sum(w * a) / xp.sum(w))
 
 
 @dataclasses.dataclass(frozen=True)

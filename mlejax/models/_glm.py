@@ -15,7 +15,7 @@ from jax.scipy import special
 
 from .. import dist
 from .._constraints import Positive
-from .._fit import fit
+from .._fit import fit, spans_devices
 from .._modelfit import (
     cached,
     check_finite_array,
@@ -26,9 +26,11 @@ from .._modelfit import (
 )
 from .._result import nan_covariance
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
+from ..backends._shard import xp_of
 from ..backends._sources import Mapped
 from . import _multinomial as multinomial
 from ._formula import design
+from ._glm_sharded import check_design, refuse_sharded, sharded_start, sharded_validate
 from ._xwx import structured_loglik
 
 
@@ -115,7 +117,8 @@ def glm_loglik(response: dist.Family, link: Link, structured: bool = True):
     return loglik
 
 
-def _validate(model, y, x, offset, weights, link):
+def _model_link(model, link):
+    """The response family and the :class:`Link` of ``model`` (``link`` overriding)."""
     if model not in MODELS:
         raise ValueError(f"model={model!r} is not known; use one of {tuple(MODELS) + ('multinomial',)}.")
     response, default = MODELS[model]
@@ -124,30 +127,20 @@ def _validate(model, y, x, offset, weights, link):
         raise ValueError(f"link={link!r} is not known; use one of {tuple(LINKS)}.")
     if isinstance(response, dist.Bernoulli) and link not in ("logit", "probit"):
         raise ValueError(f"link={link!r}: model={model!r} sets its own link; use model='logit' or 'probit'.")
-    y = check_finite_array("y", y).astype(float, copy=False)
-    x = check_finite_array("X", x).astype(float, copy=False)
-    if y.ndim != 1:
-        raise ValueError(f"y has shape {y.shape}; give a 1-d array of responses.")
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"X has shape {x.shape} but y has {y.shape[0]} observations; X must be (n, p) with "
-            "one row per observation (add a column of ones for an intercept)."
-        )
-    if x.shape[0] < x.shape[1]:
-        raise ValueError(
-            f"X has {x.shape[0]} rows and {x.shape[1]} columns: more coefficients than "
-            "observations, so they are not identified. Drop columns of X (or add a prior with "
-            "log_prior= for a penalised fit)."
-        )
+    return response, LINKS[link]
+
+
+def _validate(model, y, x, offset, weights, link):
+    response, lnk = _model_link(model, link)
+    y, x = check_design(check_finite_array("y", y).astype(float, copy=False),
+                        check_finite_array("X", x).astype(float, copy=False))
     response.check(y, "y", response.response_support, owner=f"the {model} model")
     n = y.shape[0]
     offset = np.zeros(n) if offset is None else check_finite_array("offset", offset).astype(float)
     if offset.shape != (n,):
         raise ValueError(f"offset has shape {offset.shape}; it needs one value per observation ({n},).")
     w = check_weights(weights, n)
-    return response, LINKS[link], y, x, offset, (np.ones(n) if w is None else w)
+    return response, lnk, y, x, offset, (np.ones(n) if w is None else w)
 
 
 # The start regression uses at most this many rows (evenly spaced) of a tall design.
@@ -217,7 +210,7 @@ def _separation(margin, threshold):
 def _binary_margins(res, y, x, offset):
     eta = x @ np.asarray(res.params["beta"]) + offset
     binary = (y == 0) | (y == 1)
-    return np.where(binary, (2 * y - 1) * eta, -np.inf)
+    return xp_of(eta).where(binary, (2 * y - 1) * eta, -np.inf)
 
 
 def _separation_extras(sep, n, extras, notes):
@@ -235,15 +228,16 @@ def _at_infinity(res, response, link, y, x, offset, w):
     """Why the supremum of a count or continuous GLM is at infinity, in words, or None:
     zero counts fitted by a mean running to 0, or responses fitted exactly (zero
     residual variance: the shape of a Gamma model runs to infinity)."""
-    mu = np.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    xp = xp_of(x)
+    mu = xp.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
     if isinstance(response, (dist.Poisson, dist.NegativeBinomial)):
-        k = int(np.sum((y == 0) & (w > 0) & (mu < 1e-9 * max(float(np.max(y)), 1.0))))
+        k = int(((y == 0) & (w > 0) & (mu < 1e-9 * max(float(y.max()), 1.0))).sum())
         if k:
             return (f"{k} of {len(y)} zero counts are fitted by a mean running to 0 (e.g. all "
                     "counts zero, or a covariate that is non-zero only where the counts are 0): "
                     "coefficients diverge to -inf, so no finite MLE exists. Drop or merge that "
                     "covariate/category, or add a prior (log_prior)")
-    if isinstance(response, dist.Gamma) and np.all(np.abs(y - mu)[w > 0] <= 1e-7 * np.abs(y)[w > 0]):
+    if isinstance(response, dist.Gamma) and bool(xp.all(xp.where(w > 0, abs(y - mu) <= 1e-7 * abs(y), True))):
         return ("the model fits every response exactly (zero residual variance, e.g. all y "
                 "equal): the Gamma shape runs to infinity, so no finite MLE exists. Check y, or "
                 "use a model without a dispersion parameter")
@@ -366,17 +360,24 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
                             hessian=hessian)
     columns = tuple(str(c) for c in X.columns) if hasattr(X, "columns") else None
     if model == "multinomial":
+        refuse_sharded((y, X), "model='multinomial'")
         return _multinomial_glm(y, X, columns, getattr(y, "name", None) or "y", offset=offset, weights=weights,
                                 link=link, trials=trials, cov=cov, method=method, maxiter=maxiter, tol=tol,
                                 log_prior=log_prior)
     const = 0.0
     if model == "binomial" or trials is not None:
+        refuse_sharded((y, X), "model='binomial' with trials=")
         if model != "binomial" or trials is None:
             raise ValueError("trials= goes with model='binomial' (y successes out of trials).")
         y, weights, const = _binomial(y, trials, weights)
-    response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
-    init = _start(response, lnk, y, x, off, w)
-    n = int(np.sum(w > 0))  # rows of weight 0 are not observations
+    if spans_devices((y, X, offset, weights)):  # sharded: every step on the devices
+        response, lnk = _model_link(model, link)
+        y, x, off, w = sharded_validate(response, f"the {model} model", y, X, offset, weights)
+        init = sharded_start(response, lnk, y, x, off, w)
+    else:
+        response, lnk, y, x, off, w = _validate(model, y, X, offset, weights, link)
+        init = _start(response, lnk, y, x, off, w)
+    n = int((w > 0).sum())  # rows of weight 0 are not observations
     dtype = jnp.result_type(float)
     data = tuple(jnp.asarray(a, dtype) for a in (y, x, off, w))
     structured = hessian == "xwx" or (hessian == "auto" and x.shape[0] * x.shape[1] ** 2 >= XWX_MIN_WORK)
@@ -391,8 +392,8 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
     if columns is not None and len(columns) == x.shape[1]:
         res = dataclasses.replace(res, names=columns + res.names[len(columns):])
     if isinstance(response, dist.Normal):
-        rss = float(np.sum(w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2))
-        m = float(np.sum(w))
+        rss = float((w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2).sum())
+        m = float(w.sum())
         p = x.shape[1]
         extras.update(
             sigma2_mle=jnp.asarray(rss / m),
