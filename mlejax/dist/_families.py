@@ -91,7 +91,10 @@ _SUPPORT = {
     "binary": (lambda x: bool(xp_of(x).all((x == 0) | (x == 1))), "0/1 values"),
     "count": (lambda x: bool(xp_of(x).all(x >= 0)) and _is_int(x), "non-negative integers (counts)"),
     "trials": (lambda x: bool(xp_of(x).all(x >= 1)) and _is_int(x), "integers >= 1 (the trial of the first success)"),
+    "categories": (lambda x: bool(xp_of(x).all(x >= 0)) and _is_int(x), "non-negative integer category counts"),
 }
+# families of discrete data: no density that can collapse onto a point, no continuous scale
+DISCRETE_SUPPORTS = ("count", "binary", "trials", "categories")
 
 _WRAP = {"positive": Positive, "unit": lambda v: Bounded(0.0, 1.0, v)}
 _PLACEHOLDER = {"positive": 1.0, "unit": 0.5}
@@ -583,6 +586,7 @@ class Multinomial(Family):
 
     k: int = 2
     n: int = 1
+    support: ClassVar[str] = "categories"
     constraints: ClassVar[dict] = {"p": "unit"}
 
     def __post_init__(self):
@@ -956,7 +960,7 @@ def _check_magnitude(family, x, dtype):
     log-likelihood's derivatives overflow or underflow: the derivatives would be inf/NaN
     or rounded away, so the fit and its standard errors would be wrong. The error says
     how to rescale and map back."""
-    if family.support in ("count", "binary", "trials") or getattr(family, "log_data", False):
+    if family.support in DISCRETE_SUPPORTS or getattr(family, "log_data", False):
         return
     big = float(np.max(np.abs(np.asarray(x, np.float64))))
     hi = float(np.finfo(dtype).max) ** 0.25

@@ -32,8 +32,6 @@ from ..solvers._solvers import Newton, Objective
 from ._em import min_spread
 from ._gmm import _as_data, validate_weights
 
-DISCRETE_SUPPORTS = ("count", "binary", "trials")  # families of discrete data: no density to collapse
-
 # -- the mixture components of earlier versions: the dist families --------------------
 
 Poisson = fam.Poisson
@@ -323,7 +321,7 @@ class Mixture:
     def spread(self, params, log_joint, data):
         """Each component's smallest standardised data variance, (K,) (None for a family
         of discrete data, whose degenerate components sit on a parameter bound instead)."""
-        if self.component.support in DISCRETE_SUPPORTS:
+        if self.component.support in fam.DISCRETE_SUPPORTS:
             return None
         resp = jax.nn.softmax(log_joint, axis=1) * data.w[:, None]
         return min_spread(resp, data.feats)

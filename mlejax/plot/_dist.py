@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dist._families import DISCRETE_SUPPORTS
 from ._common import axes, pyplot
-
-DISCRETE = ("count", "binary", "trials")
 
 
 def _logpdf(family, res, t):
@@ -22,7 +21,7 @@ def _logpdf(family, res, t):
 def _grid(family, x, m=20001):
     x = np.asarray(x, float)
     lo, hi, s = x.min(), x.max(), x.std() + 1e-12
-    if family.support in DISCRETE:
+    if family.support in DISCRETE_SUPPORTS:
         return np.arange(max(0.0, np.floor(lo - 10 * s)), np.ceil(hi + 10 * s) + 1)
     a = 0.0 if family.support in ("positive", "unit") else lo - 12 * s
     b = 1.0 if family.support == "unit" else hi + 12 * s
@@ -33,7 +32,7 @@ def cdf(family, res, x):
     """The fitted CDF at ``x`` (and the grid it was computed on)."""
     g = _grid(family, x)
     p = np.exp(_logpdf(family, res, g))
-    if family.support in DISCRETE:
+    if family.support in DISCRETE_SUPPORTS:
         c = np.cumsum(p)
         return np.interp(np.floor(x), g, c, left=0.0, right=1.0), g, c
     c = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(g))])
@@ -48,16 +47,16 @@ def density(res, x, family, *, others=None, bins="auto", ax=None):
     ax = axes(ax)
     x = np.asarray(x, float)
     fits = {type(family).__name__: (res, family), **(others or {})}
-    if family.support in DISCRETE:
+    if family.support in DISCRETE_SUPPORTS:
         k, c = np.unique(x, return_counts=True)
         ax.bar(k, c / x.size, width=0.8, color="0.8", label="data")
     else:
         ax.hist(x, bins=bins, density=True, color="0.8", edgecolor="white", label="data")
     for i, (label, (r, fam)) in enumerate(fits.items()):
-        g = _grid(fam, x, 801) if fam.support not in DISCRETE else np.arange(x.min(), x.max() + 1)
+        g = _grid(fam, x, 801) if fam.support not in DISCRETE_SUPPORTS else np.arange(x.min(), x.max() + 1)
         g = g[(g >= x.min() - 0.1 * np.ptp(x)) & (g <= x.max() + 0.1 * np.ptp(x))]
         ax.plot(g, np.exp(_logpdf(fam, r, g)), color=f"C{i}", lw=2.2 if i == 0 else 1.2,
-                marker="o" if fam.support in DISCRETE else None, label=label)
+                marker="o" if fam.support in DISCRETE_SUPPORTS else None, label=label)
     ax.set_xlabel("x")
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
@@ -71,7 +70,8 @@ def qq(res, x, family, *, ax=None):
     xs = np.sort(np.asarray(x, float))
     _, g, c = cdf(family, res, xs)
     probs = (np.arange(1, xs.size + 1) - 0.5) / xs.size
-    q = g[np.minimum(np.searchsorted(c, probs), g.size - 1)] if family.support in DISCRETE else np.interp(probs, c, g)
+    discrete = family.support in DISCRETE_SUPPORTS
+    q = g[np.minimum(np.searchsorted(c, probs), g.size - 1)] if discrete else np.interp(probs, c, g)
     ax.plot(q, xs, ".", color="C0", ms=4)
     lim = [min(q.min(), xs.min()), max(q.max(), xs.max())]
     ax.plot(lim, lim, color="0.4", lw=1)
