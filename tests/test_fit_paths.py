@@ -27,7 +27,7 @@ def _both_paths(problem, cov="observed", log_prior=None, tol=1e-10, maxiter=200)
     data = _fit.prepare_data(problem.data)
     n, obs = observations(data)
     static = _fit.core_static(ll, spec, Newton(), cov, n, None, True, obs)
-    host, _ = _fit.host_fit(dyn, jax.device_put(data), tol, maxiter, None, **static)
+    host, _, _ = _fit.host_fit(dyn, jax.device_put(data), tol, maxiter, None, **static)
     dtype = dyn.values[0].dtype
     comp, _ = _fit._core_jit(dyn, data, jnp.asarray(tol, dtype), jnp.asarray(maxiter, jnp.int32),
                              None, **static)
