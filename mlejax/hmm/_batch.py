@@ -117,8 +117,8 @@ def em_batch_hmm(model, data, *, key, n_init, maxiter, tol, init_method, batch_s
                                           chunk_size(model, x[0]), chunk, n_chunks)
     res = BatchHMMResult(params=out.params, loglik=out.loglik, converged=out.converged, n_iter=out.n_iter,
                          status=out.status, restart_logliks=out.restart_logliks, loglik_decreased=out.decreased,
-                         nobs=out.nobs, _x=tuple(seqs), _model=model, _tol=tol, empty_states=out.empty, stderr=se,
-                         information_not_pd=bad_info)
+                         collapsed=None, nobs=out.nobs, _x=tuple(seqs), _model=model, _tol=tol,
+                         empty_states=out.empty, stderr=se, information_not_pd=bad_info)
     bad = {k: v for k, v in res.status_counts().items() if k != "SUCCESS"}
     empty = int(np.sum(np.any(np.asarray(out.empty), -1)))
     if bad or empty:
