@@ -66,8 +66,8 @@ def test_no_callback_compiled_when_off(mix):
     x = jnp.asarray(mix)
     args = (gm.static(), gm.hyper(), x, None, jax.random.key(0), None, jnp.asarray(1e-6), jnp.asarray(10, jnp.int32),
             "kmeans", 1)
-    off = _em_jit.lower(*args, 0).as_text()
-    on = _em_jit.lower(*args, 5).as_text()
+    off = _em_jit.lower(*args, 0, False).as_text()
+    on = _em_jit.lower(*args, 5, False).as_text()
     assert "callback" not in off and "callback" in on
 
 
