@@ -71,6 +71,10 @@ def em_stream(model, source, *, key, n_init, maxiter, tol, init, init_method, st
     """``mj.em`` on a streamed source (Gaussian mixtures); ``em_fn`` fits the first chunk for the start."""
     if not isinstance(model, GaussianMixture):
         raise ValueError("streamed EM is implemented for mj.GaussianMixture; fit other mixtures in memory.")
+    if float(model.reg_covar) <= 0:
+        # a component can collapse onto a point only without regularisation, and the
+        # streamed loop does not track the data's scale that the collapse check needs
+        raise ValueError("streamed EM needs reg_covar > 0 (the default is 1e-6); reg_covar=0 is for in-memory fits.")
     first, n0 = next(iter(source.chunks()))
     x0 = model.validate_data(np.asarray(_x(first))[:n0])
     dtype = x0.dtype
@@ -106,7 +110,8 @@ def em_stream(model, source, *, key, n_init, maxiter, tol, init, init_method, st
         params=params, loglik=jnp.asarray(loglik, dtype), n_iter=jnp.asarray(n_iter), status=jnp.asarray(int(status)),
         decreased=jnp.asarray(decreased), restart_logliks=jnp.asarray([loglik], dtype),
         converged=jnp.asarray(status == Status.SUCCESS), nobs=jnp.asarray(float(total), dtype),
-        finite_data=jnp.asarray(True), restart_status=None, restart_fingerprints=None)
+        finite_data=jnp.asarray(True), restart_status=None, restart_fingerprints=None,
+        collapsed=jnp.zeros(model.n_components, bool))  # reg_covar > 0: no component can collapse
     res = build_result(model, out, x0, None, tol=tol, stderr=False)
     if stderr is None or stderr:
         info = 0.0
