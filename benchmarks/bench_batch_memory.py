@@ -30,8 +30,9 @@ def child(case: str, b: int, batch_size: int | None, warm: bool = True, trim: bo
     import mlejax as mj
     from mlejax.backends import _batch
 
-    if not trim:  # the comparison: keep what the compiler freed (glibc's default)
-        _batch._MALLOC_TRIM = None
+    # trim: hand what the compiler freed back to the OS (opt-in in the library, MLEJAX_MALLOC_TRIM=1);
+    # otherwise keep it (glibc's default)
+    _batch._MALLOC_TRIM = _batch._libc_trim() if trim else None
 
     rng = np.random.default_rng(0)
     if case == "pairwise":
