@@ -34,7 +34,7 @@ from jax import lax
 from ._constraints import ParamValues
 from ._progress import host_chunks, reporter
 from ._status import ConvergenceWarning, HessianWarning, Status
-from ._tables import Table, table_frame, table_html, table_text
+from ._tables import Table, Tabular
 from .solvers._driver import minimise
 from .solvers._solvers import Newton, Objective
 
@@ -78,15 +78,10 @@ class Profile(NamedTuple):
                      tuple(float(v) for v in np.asarray(self.values)), ("loglik", "deviance", "converged"), rows,
                      ("deviance = 2 (loglik_hat - loglik); 3.84 is the 95% cut-off",))
 
-    def summary(self) -> str:
-        return table_text(self._table())
-
-    def _repr_html_(self) -> str:
-        return table_html(self._table())
-
-    def to_dataframe(self):
-        """One row per grid value (pandas is optional)."""
-        return table_frame(self._table(), "Profile")
+    # a NamedTuple takes no mixin base: Tabular's methods, assigned
+    summary = Tabular.summary
+    _repr_html_ = Tabular._repr_html_
+    to_dataframe = Tabular.to_dataframe
 
 
 # -- the profiled objective ---------------------------------------------------------

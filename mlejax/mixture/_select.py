@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._tables import Table, table_frame, table_html, table_text
+from .._tables import Table, Tabular
 from ._em import em
 
 
@@ -34,15 +34,10 @@ class ComponentSelection(NamedTuple):
                      ("loglik", "nparams", "aic", "bic", "best"), rows,
                      (f"best by {self.criterion}: {self.best} components",))
 
-    def summary(self) -> str:
-        return table_text(self._table())
-
-    def _repr_html_(self) -> str:
-        return table_html(self._table())
-
-    def to_dataframe(self):
-        """One row per number of components (pandas is optional)."""
-        return table_frame(self._table(), "ComponentSelection")
+    # a NamedTuple takes no mixin base: Tabular's methods, assigned
+    summary = Tabular.summary
+    _repr_html_ = Tabular._repr_html_
+    to_dataframe = Tabular.to_dataframe
 
     def __str__(self) -> str:
         return self.summary()
