@@ -25,6 +25,7 @@ from ._inference import (
     natural_loglik,
     observed_information,
 )
+from ._jit import model_jit
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitFields, FitResult
 from ._smooth import flag_not_smooth
@@ -57,6 +58,9 @@ class _ById:
     def __call__(self, *args):
         return self.fn(*args)
 
+    def owners(self):
+        return (self.fn,)
+
 
 class _Penalised:
     """``loglik(params, data) + log_prior(params)``: the MAP objective. Hashable from
@@ -85,6 +89,9 @@ class _Penalised:
                 f"shape {jnp.shape(lp)}. Sum over parameters, e.g. jnp.sum(logpdf)."
             )
         return self.loglik(params, data) + lp
+
+    def owners(self):
+        return (*self.loglik.owners(), *self.log_prior.owners())
 
 
 def wrap_loglik(loglik) -> _ById:
@@ -332,10 +339,8 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
                     data_finite), finite_leaves
 
 
-_core_jit = jax.jit(
-    core,
-    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite", "obs_mask"),
-)
+_core_jit = model_jit(
+    core, "loglik", static_argnames=("spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite", "obs_mask"))
 
 
 # -- the host-driven fit: compile the model, not the machinery ------------------------------
@@ -361,13 +366,14 @@ def _unpack(flat, k, order) -> Derivs:
     return Derivs(flat[0], g, flat[k + 1 :].reshape(k, k) if order > 1 else None)
 
 
-_kernel_jit = jax.jit(_kernel, static_argnames=("loglik", "spec", "order"))
-_natural_hessian_jit = jax.jit(
-    lambda phi, dyn, data, loglik, spec: observed_information(
-        natural_loglik(loglik, spec, dyn, data), phi),
-    static_argnums=(3, 4))
-_scores_jit = jax.jit(checked_scores, static_argnums=(0, 1, 5))
-_log_prior_jit = jax.jit(lambda params, log_prior: log_prior(params), static_argnums=1)
+def _natural_hessian(phi, dyn, data, *, loglik, spec):
+    return observed_information(natural_loglik(loglik, spec, dyn, data), phi)
+
+
+_kernel_jit = model_jit(_kernel, "loglik", static_argnames=("spec", "order"))
+_natural_hessian_jit = model_jit(_natural_hessian, "loglik", static_argnames=("spec",))
+_scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
+_log_prior_jit = model_jit(lambda params, *, log_prior: log_prior(params), "log_prior")
 
 
 # Above this many data elements a derivative evaluation costs more than compiling the
@@ -426,7 +432,7 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         raise
     obj = HostObjective(kernel, dtype)
     st = minimise(solver, obj, x0, np.asarray(tol, dtype), int(maxiter))
-    log_prior = (lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype)) \
+    log_prior = (lambda params: np.asarray(_log_prior_jit(params, log_prior=loglik.log_prior), dtype)) \
         if isinstance(loglik, _Penalised) else None
     data_finite = not check_finite or all(finite_leaves)
     if cov_type not in COV_TYPES:  # None or "hvp": no k x k matrix
@@ -440,11 +446,12 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         if exact:
             return info
         phi = spec.natural_flat(spec.to_natural(st.x, dyn_np, np), np)
-        return np.asarray(_natural_hessian_jit(phi, dyn, data, loglik, spec), dtype)
+        return np.asarray(_natural_hessian_jit(phi, dyn, data, loglik=loglik, spec=spec), dtype)
 
     hooks = Hooks(
         refine=refine,
-        scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, obs_mask), dtype),
+        scores=lambda phi: np.asarray(
+            _scores_jit(dyn=dyn, data=data, phi=phi, loglik=loglik, spec=spec, mask=obs_mask), dtype),
         log_prior=log_prior,
     )
     with np.errstate(all="ignore"):
