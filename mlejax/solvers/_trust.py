@@ -128,10 +128,17 @@ class TrustRegion(SecondOrder):
     and statuses are Newton's (decrement ``g'|H|^-1 g <= tol`` or a Newton step below
     1e-6 standard errors; then the exact Newton step is taken).
 
+    If it converges to a stationary point that is no strict maximum (a flat or
+    negative direction left: e.g. two exponential rates merged), it runs a second
+    pass from the start with the scaling fixed at the start's ``sqrt|diag H|`` (the
+    running maximum can steer into such a point) and returns the better of the two
+    ends; ``maxiter`` counts both passes (default 3000: curved valleys can take
+    2000 steps).
+
     Slower per step than ``"newton"`` (a secular-equation solve on top of the
     eigen-decomposition) and not the default; it reaches the maximum from some starts
-    where Newton stops and flags (``NOT_MAXIMUM``, ``MAX_ITER``), e.g. NIST's MGH09 and
-    Eckerle4 from their first certified start, and it leaves a saddle point, where the
+    where Newton stops and flags (``NOT_MAXIMUM``, ``MAX_ITER``), e.g. NIST's MGH09,
+    MGH17, Eckerle4, Bennett5 and Lanczos1-3, and it leaves a saddle point, where the
     gradient is zero and Newton cannot move (``docs/local_optima.md``).
 
     Examples:
