@@ -112,6 +112,17 @@ def trust_proposal(xp, x, g, hess, radius, scale, tol):
     return NewtonProposal(p, predicted, negligible, c.within_noise), xp.linalg.norm(q), flat
 
 
+def first_radius(xp, g, hess, scale):
+    """The first trust radius: the full Newton step where ``-loglik``'s Hessian is
+    positive definite (a well-behaved fit then takes Newton's steps), but at least 1;
+    else 1. (Newton's first step with the eigenvalues taken by absolute value, as
+    ``"newton"`` takes it, loses NIST's MGH09 from start 1.)"""
+    e = scaled_eigen(xp, g, hess, scale)
+    pd = e.w[0] > 1e4 * xp.finfo(g.dtype).eps * xp.max(xp.abs(e.w), initial=0.0)
+    newton = xp.linalg.norm(e.gv / xp.where(pd, e.w, 1.0))
+    return xp.where(pd & xp.isfinite(newton), xp.maximum(newton, 1.0), 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrustRegion(SecondOrder):
     """Trust-region Newton with the exact subproblem (Moré-Sorensen), for hard starts.
@@ -119,10 +130,11 @@ class TrustRegion(SecondOrder):
     Each step minimises the quadratic model of ``-loglik`` (exact autodiff gradient and
     Hessian, its true eigenvalues: negative curvature is followed, not flipped) inside a
     ball of radius ``Delta`` in the coordinates scaled by ``sqrt|diag H|`` (so the
-    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at 1
-    (a step the model says changes the log-likelihood by about one unit per parameter),
-    shrinks to a quarter of the step after a poor or rejected step and doubles after a
-    good step on its boundary. A step
+    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at the
+    full Newton step where the Hessian of ``-loglik`` is positive definite, but at
+    least 1, else at 1 (a step the model says changes the
+    log-likelihood by about one unit per parameter), shrinks to a quarter of the step
+    after a poor or rejected step and doubles after a good step on its boundary. A step
     is accepted only if the log-likelihood is finite and rises by at least ``accept``
     times the predicted gain: a NaN/inf or lower value is never accepted. Convergence
     and statuses are Newton's (decrement ``g'|H|^-1 g <= tol`` or a Newton step below
@@ -158,7 +170,8 @@ class TrustRegion(SecondOrder):
         f, g, h = obj.value_grad_hess(x)
         xp = obj.xp
         start = Point(x, f, g, h)
-        state = TrustState(h, xp.ones((), x.dtype), jacobi_scale(xp, h), xp.zeros((), bool), start, start)
+        scale = jacobi_scale(xp, h)
+        state = TrustState(h, first_radius(xp, g, h, scale), scale, xp.zeros((), bool), start, start)
         return Step(x, f, g, state, RUNNING)
 
     def step(self, obj, x, f, g, state, tol):
