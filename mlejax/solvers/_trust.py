@@ -29,7 +29,7 @@ class Point(NamedTuple):
 
 class TrustState(NamedTuple):
     hess: Any
-    radius: Any  # trust radius in the scaled coordinates (starts at 1)
+    radius: Any  # trust radius in the scaled coordinates (starts at first_radius; 1 in the second pass)
     scale: Any  # Moré's scaling: the largest sqrt|diag H| seen so far (second pass: fixed)
     second: Any  # True in the second pass (from the start again, scaling fixed at the start's)
     start: Point  # the start, for the second pass
