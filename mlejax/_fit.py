@@ -553,7 +553,7 @@ def fit(
             on the host, with the same answers; under
             ``jax.jit``/``jax.vmap`` the whole fit is one compiled program.
         maxiter: iteration limit (default: the solver's ``default_maxiter``; 200
-            Newton, 2000 L-BFGS, 10000 optax).
+            Newton, 3000 trust-region, 2000 L-BFGS, 10000 optax).
         tol: convergence when the Newton decrement ``g' H^-1 g`` (twice the
             log-likelihood still to gain; exact for Newton, a secant estimate for
             the first-order methods) is at most ``tol``. In log-likelihood units, so
