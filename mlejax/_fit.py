@@ -328,6 +328,7 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     if hess is None:
         hess = derivatives(obj.value, st.x, 2).h
     phi_fn = natural_loglik(loglik, spec, dyn, data)
+
     def refined(info, exact):
         if not refine:
             exact_out.append(exact)

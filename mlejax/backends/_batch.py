@@ -153,7 +153,10 @@ def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit,
     ``bootstrap``): ``xs`` is what ``make`` maps over, ``static`` the core's static
     arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
     dispatch per call). ``progress``: a reporter (:mod:`mlejax._progress`) told the
-    fits done after each chunk of the first pass."""
+    fits done after each chunk of the first pass. The passes leave out the model's
+    natural-scale Hessian (``core(refine=False)``); the rare fits whose information
+    needs it (the chain rule inexact) are rerun with it, so a default call compiles
+    one program."""
     sharded = batch_mesh(xs)
     on = progress is not None and sharded is None
 
