@@ -304,10 +304,16 @@ def _negative_loglik(loglik, spec, dyn, data):
 
 
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
-         check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
+         check_finite, obs_mask=None, refine=True, exact_out=None) -> tuple[FitCore, tuple]:
     """The whole fit as one pure function (jit-compiled; vmap-able): the solver runs in
     one ``lax.while_loop``. Used under ``jax.jit``/``jax.vmap``, by ``fit_batch``, the
-    profile likelihood and the bootstrap."""
+    profile likelihood and the bootstrap.
+
+    ``refine=False`` leaves out the exact natural-scale Hessian that replaces the chain
+    rule's information where the chain rule loses precision (a parameter numerically
+    on a bound): the information is then the chain rule's everywhere, and whether that
+    is exact is appended to the list ``exact_out`` (a batch reruns the inexact fits
+    with ``refine=True``, so the common case compiles the model's Hessian once)."""
     x0 = spec.to_unconstrained(dyn)
     params0 = spec.to_natural(x0, dyn)
     try:
@@ -329,9 +335,17 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     if hess is None:
         hess = derivatives(obj.value, st.x, 2).h
     phi_fn = natural_loglik(loglik, spec, dyn, data)
+
+    def refined(info, exact):
+        if not refine:
+            exact_out.append(exact)
+            return info
+        return jnp.where(exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn))))
+
+    if not refine and spec.is_identity:  # no chain rule: always exact
+        exact_out.append(jnp.asarray(True))
     hooks = Hooks(
-        refine=lambda info, exact: jnp.where(
-            exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn)))),
+        refine=refined,
         scores=lambda phi: checked_scores(loglik, spec, dyn, data, phi, obs_mask),
         log_prior=log_prior,
     )
