@@ -169,6 +169,10 @@ class model_jit:
             entry = self._per[key] = (slot, jitted, refs)
         return entry
 
+    def _cache_size(self) -> int:
+        """Compiled programs held, over all models (as ``jax.jit``'s own)."""
+        return self._shared._cache_size() + sum(jitted._cache_size() for _, jitted, _ in self._per.values())
+
     def __call__(self, *args, **kwargs):
         model = kwargs.pop(self._name)
         entry = self._entry(model)
