@@ -16,10 +16,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr, ndtri
 
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
+from ._inference import normal_cdf, normal_quantile
 from ._observations import require_additive
 from ._progress import reporter
 from ._result import FitResult, _check_level
@@ -359,12 +359,12 @@ class BootstrapResult(Tabular):
             qlo, qhi = np.quantile(reps, [alpha, 1.0 - alpha], axis=0)
             lo, hi = 2.0 * self._phi - qhi, 2.0 * self._phi - qlo
         else:
-            z0 = np.asarray(ndtri(np.clip(np.mean(reps < self._phi, axis=0), 1e-12, 1 - 1e-12)))
+            z0 = np.atleast_1d(normal_quantile(np.clip(np.mean(reps < self._phi, axis=0), 1e-12, 1 - 1e-12)))
             a = self._acceleration
-            z = np.asarray(ndtri(np.array([alpha, 1.0 - alpha])))
+            z = normal_quantile(np.array([alpha, 1.0 - alpha]))
             lo, hi = [], []
             for j in range(reps.shape[1]):
-                adj = np.asarray(ndtr(z0[j] + (z0[j] + z) / (1.0 - a[j] * (z0[j] + z))))
+                adj = normal_cdf(z0[j] + (z0[j] + z) / (1.0 - a[j] * (z0[j] + z)))
                 q = np.quantile(reps[:, j], adj)
                 lo.append(q[0])
                 hi.append(q[1])

@@ -7,6 +7,8 @@ take the array namespace ``xp``: ``jax.numpy`` inside the compiled fit (and unde
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any, NamedTuple
 
 import jax
@@ -15,6 +17,8 @@ import numpy as np
 
 from ._linalg import eigh as small_eigh, solve as small_solve
 from ._observations import additivity, is_additive, natural_loglik_of
+
+_STD_NORMAL = statistics.NormalDist()
 
 COV_TYPES = ("observed", "opg", "sandwich", "cluster")
 
@@ -211,3 +215,20 @@ def cluster_codes(clusters, nobs, cov):
     if len(uniq) < 2:
         raise ValueError("cov='cluster' needs at least two clusters.")
     return jnp.asarray(codes), int(len(uniq))
+
+
+def normal_quantile(p):
+    """The standard normal quantile at ``p`` (a float or array), computed on the host
+    in float64 (``statistics.NormalDist``, exact to rounding), so a summary or a Wald
+    interval compiles nothing; ``jax.scipy.special.ndtri`` when ``p`` is traced."""
+    if isinstance(p, jax.core.Tracer):
+        return jax.scipy.special.ndtri(p)
+    q = np.vectorize(lambda v: _STD_NORMAL.inv_cdf(v) if 0.0 < v < 1.0 else
+                     (-np.inf if v == 0.0 else np.inf if v == 1.0 else np.nan), otypes=[float])(np.asarray(p, float))
+    return float(q) if q.ndim == 0 else q
+
+
+def normal_cdf(x):
+    """The standard normal distribution function on the host (float or array)."""
+    out = np.vectorize(lambda v: 0.5 * math.erfc(-v / math.sqrt(2.0)), otypes=[float])(np.asarray(x, float))
+    return float(out) if out.ndim == 0 else out

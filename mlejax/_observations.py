@@ -159,21 +159,21 @@ def additivity(ll_nat, phi, data, mask) -> tuple[Additivity, Any]:
     return a, scores
 
 
-def is_additive(a: Additivity):
+def is_additive(a: Additivity, xp=jnp):
     """True where the log-likelihood and its gradient equal the sums of the
     per-observation terms, to a relative ``30 sqrt(eps)`` (the gradient also to an
     absolute ``1e3 eps`` times the log-likelihood's size); True where they are not
     finite (a failed fit, already flagged)."""
     dtype = jnp.result_type(a.total)
-    rtol = 30.0 * jnp.sqrt(jnp.finfo(dtype).eps)
-    tiny = jnp.finfo(dtype).tiny
-    ok_v = jnp.abs(a.total - a.summed) <= rtol * (a.scale + jnp.abs(a.total)) + tiny
+    rtol = 30.0 * np.sqrt(np.finfo(dtype).eps)
+    tiny = np.finfo(dtype).tiny
+    ok_v = xp.abs(a.total - a.summed) <= rtol * (a.scale + xp.abs(a.total)) + tiny
     # a gradient that is rounding noise (a parameter the terms barely depend on) has
     # no relative accuracy: allow rounding of the log-likelihood's own size
-    floor = 1e3 * jnp.finfo(dtype).eps * (a.scale + jnp.abs(a.total))
-    ok_g = jnp.abs(a.grad - a.grad_summed) <= rtol * (a.grad_scale + jnp.abs(a.grad)) + floor[..., None] + tiny
-    ok = ok_v & jnp.all(ok_g, axis=-1)
-    finite = jnp.isfinite(a.total) & jnp.all(jnp.isfinite(a.grad), axis=-1)
+    floor = 1e3 * np.finfo(dtype).eps * (a.scale + xp.abs(a.total))
+    ok_g = xp.abs(a.grad - a.grad_summed) <= rtol * (a.grad_scale + xp.abs(a.grad)) + floor[..., None] + tiny
+    ok = ok_v & xp.all(ok_g, axis=-1)
+    finite = xp.isfinite(a.total) & xp.all(xp.isfinite(a.grad), axis=-1)
     return ok | ~finite
 
 
@@ -206,7 +206,8 @@ def check_result(res, batched: bool = False) -> Additivity | None:
     if obs is None or not any(obs.mask) or res._spec is None or _is_traced(res.loglik):
         return None
     spec = res._spec
-    phi = jax.vmap(spec.natural_flat)(res.params) if batched else spec.natural_flat(res.params)
+    phi = jax.vmap(spec.natural_flat)(res.params) if batched else \
+        spec.natural_flat(jax.tree_util.tree_map(np.asarray, res.params), np)  # host: compiles nothing
     return _check(res._dyn, res._data, phi, ll=res._loglik, spec=spec, mask=obs.mask,
                   batched=batched)
 
@@ -246,7 +247,8 @@ def require_additive(res, what: str, batched: bool = False) -> None:
     a = check_result(res, batched)
     if a is None:
         return
-    ok = np.asarray(is_additive(a))
+    a = jax.tree_util.tree_map(np.asarray, a)
+    ok = np.asarray(is_additive(a, np))
     if not np.all(ok):
         if batched:
             i = int(np.flatnonzero(~ok)[0])
@@ -266,7 +268,8 @@ def checked_nobs(res, what: str):
     if failed is None:
         batched = jnp.ndim(res.loglik) > 0
         a = check_result(res, batched)
-        ok = a is None or bool(np.all(np.asarray(is_additive(a))))
+        a = None if a is None else jax.tree_util.tree_map(np.asarray, a)
+        ok = a is None or bool(np.all(is_additive(a, np)))
         failed = () if ok else (jax.tree_util.tree_map(lambda v: np.ravel(v)[0] if batched else v, a),)
         object.__setattr__(res, "_nobs_refused", failed)
     if failed:

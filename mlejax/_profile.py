@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 from ._constraints import ParamValues
+from ._inference import normal_quantile
 from ._jit import model_jit
 from ._progress import host_chunks, reporter
 from ._status import ConvergenceWarning, HessianWarning, Status
@@ -409,10 +410,9 @@ def profile_bounds(res, level, progress=None):
     """Profile-likelihood interval ends, a (k, 2) array over the free parameters.
     ``progress``: as for :func:`profile_2d`; when on, one call per parameter."""
     _check_single(res, "conf_int(method='profile')")
-    from jax.scipy.special import ndtri
 
     dtype = jnp.result_type(res.loglik)
-    crit = float(ndtri(0.5 + float(level) / 2.0)) ** 2  # chi2(1) quantile
+    crit = normal_quantile(0.5 + float(level) / 2.0) ** 2  # chi2(1) quantile
 
     def intervals(which):
         return _intervals_jit(res._dyn, res._data, jnp.asarray(res.x), jnp.asarray(which, jnp.int32),

@@ -10,7 +10,6 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
 
 from ._hessfree import FREE_COV, delta_cg, stderr_for as cg_stderr_for
 from ._inference import (
@@ -18,6 +17,7 @@ from ._inference import (
     analyse_information,
     cluster_codes,
     covariance,
+    normal_quantile,
     per_observation_scores,
     pinv_information,
 )
@@ -106,7 +106,8 @@ class FitFields:
 
     @property
     def at_bound(self):
-        return jnp.any(self.params_at_bound, axis=-1)
+        held = self.params_at_bound
+        return (jnp if isinstance(held, jax.core.Tracer) else np).any(held, axis=-1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,7 +303,7 @@ class FitResult(FitFields):
             raise ValueError(f"this fit has no standard errors (cov={self.cov_type!r}); use "
                              "conf_int(method='profile'), or res.stderr_for([...]) (Hessian-free).")
         if method == "wald":
-            z = ndtri(0.5 + level / 2.0)
+            z = normal_quantile(0.5 + level / 2.0)
             to_pair = lambda p, s: (p - z * s, p + z * s)  # noqa: E731
             out = jax.tree_util.tree_map(to_pair, self.params, self.stderr)
         elif method == "profile":

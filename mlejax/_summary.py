@@ -6,9 +6,10 @@ import html
 import math
 import textwrap
 
+import jax
 import numpy as np
-from jax.scipy.special import ndtri
 
+from ._inference import normal_quantile
 from ._status import Status
 
 _WIDTH = 78
@@ -42,18 +43,23 @@ def stderr_flat(res) -> np.ndarray:
         return np.where(np.isfinite(var) & (var >= 0), np.sqrt(np.abs(var)), np.nan)
     if res.stderr is None:
         return np.full(len(res.names), np.nan)
-    return np.asarray(res._spec.natural_flat(res.stderr), dtype=float)
+    return np.asarray(res._spec.natural_flat(_host(res.stderr), np), dtype=float)
+
+
+def _host(tree):
+    """A pytree's leaves as numpy arrays (summaries are host work: nothing compiles)."""
+    return jax.tree_util.tree_map(np.asarray, tree)
 
 
 def coef_table(res, level=0.95):
     """Rows ``(name, coef, std err, z, P>|z|, low, high)`` (Wald, at ``level``) and the
     two interval column labels."""
-    phi = np.asarray(res._spec.natural_flat(res.params), dtype=float)
+    phi = np.asarray(res._spec.natural_flat(_host(res.params), np), dtype=float)
     se = stderr_flat(res)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = phi / se
     p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
-    q = float(ndtri(0.5 + level / 2.0))
+    q = normal_quantile(0.5 + level / 2.0)
     rows = [
         (res.names[i], phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
         for i in display_order(res)
