@@ -69,6 +69,22 @@ def test_float16_loglik_warns_precision():
         warn_if_float32(jnp.float64, 1)
 
 
+def test_float16_loglik_of_a_fit_warns_precision():
+    """End to end: a log-likelihood that returns float16 (the fit's own arrays are still
+    float64, so the result's dtype alone does not show it) gets the PrecisionWarning
+    naming float16, for a single fit and for a batch."""
+    def ll16(p, x):
+        return norm_ll(p, x).astype(jnp.float16)
+
+    with pytest.warns(mj.PrecisionWarning, match="float16"):
+        mj.fit(ll16, INIT, X)
+    with pytest.warns(mj.PrecisionWarning, match="float16"):
+        mj.fit_batch(ll16, INIT, np.stack([X[:20], X[20:40]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mj.fit(norm_ll, INIT, X)  # float64: silent
+
+
 def test_lrt_warns_when_a_fit_did_not_converge():
     def ll2(p, x):
         return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
