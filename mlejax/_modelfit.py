@@ -5,7 +5,6 @@ replacing the information matrix of a fit (expected information, a diagnosis).""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
 from typing import Any
 
@@ -158,6 +157,5 @@ def check_weights(weights, n: int, name: str = "weights"):
     return w
 
 
-cached = functools.lru_cache(maxsize=None)
 
 __all__ = ["ModelResult"]

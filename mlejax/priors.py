@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy import stats
 
+from ._jit import register_cache
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Prior:
@@ -63,6 +65,9 @@ class Prior:
 @functools.lru_cache(maxsize=256)
 def _prior(kind, args, on):
     return Prior(kind, args, on)
+
+
+register_cache(_prior.cache_clear)
 
 
 def _hashable(v):

@@ -43,6 +43,7 @@ from .._fit import (
     result_meta,
 )
 from .._inference import cluster_codes
+from .._jit import register_cache
 from .._observations import PER_OBSERVATION_COV, observations, require_additive
 from .._progress import chunk_hook, emit_host, reporter, reporting
 from .._result import META_FIELDS as _META, FitFields, FitResult, _check_level
@@ -200,6 +201,7 @@ def fit_in_two_passes(xs, maxiter: int, call):
 
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 _COMPILED_MAX = 32
+register_cache(_COMPILED.clear)
 MEMORY_SLACK = 1.25  # a compiled chunk may use this much more than the budget before it is re-planned
 
 
@@ -446,6 +448,7 @@ def _split_dyn(dyn, batched):
 
 
 _INIT_FN_SPECS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+register_cache(_INIT_FN_SPECS.clear)
 
 
 def _init_fn_spec(init_fn, data0):

@@ -37,8 +37,8 @@ from jax.scipy import special, stats
 
 from .._constraints import Bounded, Fixed, Positive, is_marker
 from .._fit import fit
+from .._jit import cached
 from .._modelfit import (
-    cached,
     check_finite_array,
     check_weights,
     quiet_fit,

@@ -16,8 +16,8 @@ from jax.scipy import special
 from .. import dist
 from .._constraints import Positive
 from .._fit import fit, spans_devices
+from .._jit import cached
 from .._modelfit import (
-    cached,
     check_finite_array,
     check_weights,
     quiet_fit,

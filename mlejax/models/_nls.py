@@ -17,8 +17,8 @@ import numpy as np
 
 from .._constraints import parametrize
 from .._fit import fit
+from .._jit import cached
 from .._modelfit import (
-    cached,
     check_finite_array,
     check_weights,
     quiet_fit,
