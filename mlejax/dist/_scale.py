@@ -20,12 +20,13 @@ largest number: 1e38 in float64) are fitted as they are.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .._jit import cached
 
 __all__ = ["data_scale", "rescaled_loglik", "unscale_result"]
 
@@ -58,7 +59,7 @@ def _factors(family, params, e: int):
     return {k: np.broadcast_to(np.ldexp(1.0, e * family.scaling[k]), np.shape(v)) for k, v in params.items()}
 
 
-@functools.lru_cache(maxsize=64)
+@cached
 def rescaled_loglik(base, family, e: int):
     """The log-likelihood of the original data in the original units, evaluated on
     the rescaled data ``(x / s, w)`` that the result keeps: for the result's profile
