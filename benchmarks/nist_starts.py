@@ -8,7 +8,7 @@ least 6 correct significant digits (LRE against the certified values), *flagged*
 it says it did not converge, *silently wrong* when it says it converged but is not
 correct (as in issue 13's table, a correct fit may still be flagged, e.g. NOT_SMOOTH). Also prints what ``res.starts`` found (distinct maxima, the flags).
 
-    .venv/bin/python benchmarks/nist_starts.py [--starts 16] [Dataset ...]
+    .venv/bin/python benchmarks/nist_starts.py [--starts 16] [--method trust-region] [--maxiter 500] [Dataset ...]
 
 ``generic_fit(name, start, starts=None)`` is the one fit, for other tables.
 """
@@ -41,16 +41,17 @@ def _concentrated(f):
 LOGLIKS = {name: _concentrated(f) for name, f in MODELS.items()}
 
 
-def generic_fit(name: str, start: int, starts=None, key=None) -> dict:
+def generic_fit(name: str, start: int, starts=None, key=None, method="newton", maxiter=None) -> dict:
     """``mj.fit`` of the concentrated log-likelihood of one dataset from certified start
-    1 or 2 (``starts``: as for ``mj.fit``; ``key`` defaults to ``jax.random.key(0)``)."""
+    1 or 2 (``starts``, ``method``, ``maxiter``: as for ``mj.fit``; ``key`` defaults to ``jax.random.key(0)``)."""
     d = load(name)
     if starts is not None and key is None:
         key = jax.random.key(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mj.MLEJaxWarning)
         try:
-            res = mj.fit(LOGLIKS[name], d["starts"][start - 1], (d["x"], d["y"]), starts=starts, key=key)
+            res = mj.fit(LOGLIKS[name], d["starts"][start - 1], (d["x"], d["y"]), starts=starts, key=key,
+                         method=method, maxiter=maxiter)
         except ValueError as e:  # e.g. not finite at the start
             return dict(digits=0.0, converged=False, status=f"error: {e}"[:60], starts=None)
     digits = min(lre(res.params[k], v) for k, v in d["certified"].items())
@@ -69,6 +70,9 @@ def _verdict(r) -> str:
 def main(argv) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--starts", type=int, default=16)
+    ap.add_argument("--method", default="newton", help='as for mj.fit, e.g. "trust-region"')
+    ap.add_argument("--maxiter", type=int, default=None,
+                    help="for the starts= fits only (all starts wait for the slowest); default: the method's")
     ap.add_argument("names", nargs="*")
     args = ap.parse_args(argv)
     names = args.names or DATASETS
@@ -77,8 +81,8 @@ def main(argv) -> int:
     t0 = time.perf_counter()
     for name in names:
         for start in (1, 2):
-            one = generic_fit(name, start)
-            many = generic_fit(name, start, starts=args.starts)
+            one = generic_fit(name, start, method=args.method)
+            many = generic_fit(name, start, starts=args.starts, method=args.method, maxiter=args.maxiter)
             for kind, r in (("single", one), ("starts", many)):
                 v = _verdict(r)
                 totals[kind][v] = totals[kind].get(v, 0) + 1

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._jit import model_jit
 from ._observations import natural_loglik_of
 
 _CAUSES = (
@@ -29,7 +30,7 @@ _CAUSES = (
 )
 
 
-@functools.partial(jax.jit, static_argnames=("loglik", "spec"))
+@functools.partial(model_jit, model="loglik", static_argnames=("spec",))
 def _finiteness(dyn, data, phi, *, loglik, spec):
     f = natural_loglik_of(loglik, spec, dyn)
     value, grad = jax.value_and_grad(f)(phi, data)

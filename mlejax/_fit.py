@@ -25,6 +25,7 @@ from ._inference import (
     natural_loglik,
     observed_information,
 )
+from ._jit import model_jit
 from ._observations import PER_OBSERVATION_COV, observations, require_additive
 from ._result import FitFields, FitResult
 from ._smooth import flag_not_smooth
@@ -59,6 +60,9 @@ class _ById:
     def __call__(self, *args):
         return self.fn(*args)
 
+    def owners(self):
+        return (self.fn,)
+
 
 class _Penalised:
     """``loglik(params, data) + log_prior(params)``: the MAP objective. Hashable from
@@ -87,6 +91,9 @@ class _Penalised:
                 f"shape {jnp.shape(lp)}. Sum over parameters, e.g. jnp.sum(logpdf)."
             )
         return self.loglik(params, data) + lp
+
+    def owners(self):
+        return (*self.loglik.owners(), *self.log_prior.owners())
 
 
 def wrap_loglik(loglik) -> _ById:
@@ -300,10 +307,16 @@ def _negative_loglik(loglik, spec, dyn, data):
 
 
 def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, nobs, n_clusters,
-         check_finite, obs_mask=None) -> tuple[FitCore, tuple]:
+         check_finite, obs_mask=None, refine=True, exact_out=None) -> tuple[FitCore, tuple]:
     """The whole fit as one pure function (jit-compiled; vmap-able): the solver runs in
     one ``lax.while_loop``. Used under ``jax.jit``/``jax.vmap``, by ``fit_batch``, the
-    profile likelihood and the bootstrap."""
+    profile likelihood and the bootstrap.
+
+    ``refine=False`` leaves out the exact natural-scale Hessian that replaces the chain
+    rule's information where the chain rule loses precision (a parameter numerically
+    on a bound): the information is then the chain rule's everywhere, and whether that
+    is exact is appended to the list ``exact_out`` (a batch reruns the inexact fits
+    with ``refine=True``, so the common case compiles the model's Hessian once)."""
     x0 = spec.to_unconstrained(dyn)
     params0 = spec.to_natural(x0, dyn)
     try:
@@ -325,9 +338,17 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     if hess is None:
         hess = derivatives(obj.value, st.x, 2).h
     phi_fn = natural_loglik(loglik, spec, dyn, data)
+
+    def refined(info, exact):
+        if not refine:
+            exact_out.append(exact)
+            return info
+        return jnp.where(exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn))))
+
+    if not refine and spec.is_identity:  # no chain rule: always exact
+        exact_out.append(jnp.asarray(True))
     hooks = Hooks(
-        refine=lambda info, exact: jnp.where(
-            exact, info, observed_information(phi_fn, spec.natural_flat(spec.to_natural(st.x, dyn)))),
+        refine=refined,
         scores=lambda phi: checked_scores(loglik, spec, dyn, data, phi, obs_mask),
         log_prior=log_prior,
     )
@@ -335,10 +356,8 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
                     data_finite), finite_leaves
 
 
-_core_jit = jax.jit(
-    core,
-    static_argnames=("loglik", "spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite", "obs_mask"),
-)
+_core_jit = model_jit(
+    core, "loglik", static_argnames=("spec", "solver", "cov_type", "nobs", "n_clusters", "check_finite", "obs_mask"))
 
 
 # -- the host-driven fit: compile the model, not the machinery ------------------------------
@@ -364,13 +383,14 @@ def _unpack(flat, k, order) -> Derivs:
     return Derivs(flat[0], g, flat[k + 1 :].reshape(k, k) if order > 1 else None)
 
 
-_kernel_jit = jax.jit(_kernel, static_argnames=("loglik", "spec", "order"))
-_natural_hessian_jit = jax.jit(
-    lambda phi, dyn, data, loglik, spec: observed_information(
-        natural_loglik(loglik, spec, dyn, data), phi),
-    static_argnums=(3, 4))
-_scores_jit = jax.jit(checked_scores, static_argnums=(0, 1, 5))
-_log_prior_jit = jax.jit(lambda params, log_prior: log_prior(params), static_argnums=1)
+def _natural_hessian(phi, dyn, data, *, loglik, spec):
+    return observed_information(natural_loglik(loglik, spec, dyn, data), phi)
+
+
+_kernel_jit = model_jit(_kernel, "loglik", static_argnames=("spec", "order"))
+_natural_hessian_jit = model_jit(_natural_hessian, "loglik", static_argnames=("spec",))
+_scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
+_log_prior_jit = model_jit(lambda params, *, log_prior: log_prior(params), "log_prior")
 
 
 # Above this many data elements a derivative evaluation costs more than compiling the
@@ -429,7 +449,7 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         raise
     obj = HostObjective(kernel, dtype)
     st = minimise(solver, obj, x0, np.asarray(tol, dtype), int(maxiter))
-    log_prior = (lambda params: np.asarray(_log_prior_jit(params, loglik.log_prior), dtype)) \
+    log_prior = (lambda params: np.asarray(_log_prior_jit(params, log_prior=loglik.log_prior), dtype)) \
         if isinstance(loglik, _Penalised) else None
     data_finite = not check_finite or all(finite_leaves)
     if cov_type not in COV_TYPES:  # None or "hvp": no k x k matrix
@@ -443,11 +463,12 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         if exact:
             return info
         phi = spec.natural_flat(spec.to_natural(st.x, dyn_np, np), np)
-        return np.asarray(_natural_hessian_jit(phi, dyn, data, loglik, spec), dtype)
+        return np.asarray(_natural_hessian_jit(phi, dyn, data, loglik=loglik, spec=spec), dtype)
 
     hooks = Hooks(
         refine=refine,
-        scores=lambda phi: np.asarray(_scores_jit(loglik, spec, dyn, data, phi, obs_mask), dtype),
+        scores=lambda phi: np.asarray(
+            _scores_jit(dyn=dyn, data=data, phi=phi, loglik=loglik, spec=spec, mask=obs_mask), dtype),
         log_prior=log_prior,
     )
     with np.errstate(all="ignore"):
@@ -549,7 +570,7 @@ def fit(
             on the host, with the same answers; under
             ``jax.jit``/``jax.vmap`` the whole fit is one compiled program.
         maxiter: iteration limit (default: the solver's ``default_maxiter``; 200
-            Newton, 2000 L-BFGS, 10000 optax).
+            Newton, 3000 trust-region, 2000 L-BFGS, 10000 optax).
         tol: convergence when the Newton decrement ``g' H^-1 g`` (twice the
             log-likelihood still to gain; exact for Newton, a secant estimate for
             the first-order methods) is at most ``tol``. In log-likelihood units, so

@@ -27,6 +27,7 @@ import numpy as np
 from jax import lax
 
 from ._inference import natural_loglik
+from ._jit import model_jit
 
 # Above this many free parameters a first-order fit's ``cov="observed"`` is computed
 # Hessian-free (``cov_type == "hvp"``): k Hessian-vector products to form a dense
@@ -83,7 +84,7 @@ def information_matvec(loglik, spec, dyn, data, phi):
     return lambda v: -jax.jvp(grad, (phi,), (v,))[1]
 
 
-@functools.partial(jax.jit, static_argnames=("loglik", "spec"))
+@functools.partial(model_jit, model="loglik", static_argnames=("spec",))
 def solve_information(rhs, phi, dyn, data, tol, maxiter, *, loglik, spec) -> CGSolve:
     """``I z = b`` for each row ``b`` of ``rhs`` (one compiled program; the solves run
     side by side, their Hessian-vector products batched)."""

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._linalg import eigh as small_eigh
+from ._linalg import eigh as small_eigh, solve as small_solve
 from ._observations import additivity, is_additive, natural_loglik_of
 
 COV_TYPES = ("observed", "opg", "sandwich", "cluster")
@@ -185,7 +185,7 @@ def diverging(xp, phi, info, grad_nat, held):
     info_free = xp.where(both, xp.eye(phi.shape[0], dtype=phi.dtype), info)
     rhs = xp.where(held, 0.0, grad_nat)
     if xp is jnp:
-        step = jnp.linalg.solve(info_free, rhs)
+        step = small_solve(info_free, rhs)
     else:  # numpy raises on a singular matrix where jax gives NaN/inf
         try:
             step = np.linalg.solve(info_free, rhs)

@@ -44,3 +44,33 @@ def eigh(a, xp=jnp):
     s = xp.where(scalar, 0.0, e1 / nrm)
     v = xp.stack([xp.stack([-s, c]), xp.stack([c, s])])  # columns: smaller, larger
     return w, v
+
+
+SMALL_SOLVE = 4  # up to this order, solve() is straight-line code
+
+
+def solve(a, b):
+    """``jnp.linalg.solve(a, b)`` for one matrix and one right-hand side; up to order
+    ``SMALL_SOLVE`` by Gaussian elimination with partial pivoting written out as plain
+    array operations (selects, no LAPACK call, no loop), which compile to a few fused
+    kernels under ``vmap`` (a batched LU, or its pure-JAX substitute where batched
+    LAPACK can deadlock, compiles to many). A singular ``a`` gives inf/NaN, as LU does."""
+    n = a.shape[-1]
+    if n > SMALL_SOLVE:
+        return jnp.linalg.solve(a, b)
+    rows = [[a[i, j] for j in range(n)] + [b[i]] for i in range(n)]
+    for j in range(n):
+        for i in range(j + 1, n):  # bring the largest |entry| of column j up (first one on ties)
+            swap = jnp.abs(rows[i][j]) > jnp.abs(rows[j][j])
+            rows[j], rows[i] = ([jnp.where(swap, q, p) for p, q in zip(rows[j], rows[i])],
+                                [jnp.where(swap, p, q) for p, q in zip(rows[j], rows[i])])
+        for i in range(j + 1, n):
+            m = rows[i][j] / rows[j][j]
+            rows[i] = rows[i][: j + 1] + [rows[i][k] - m * rows[j][k] for k in range(j + 1, n + 1)]
+    x = [None] * n
+    for i in reversed(range(n)):
+        r = rows[i][n]
+        for k in range(i + 1, n):
+            r = r - rows[i][k] * x[k]
+        x[i] = r / rows[i][i]
+    return jnp.stack(x)

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._jit import model_jit
+
 PER_OBSERVATION_COV = ("opg", "sandwich", "cluster")
 
 
@@ -185,7 +187,7 @@ def _data_loglik(ll):
     return getattr(ll, "loglik", ll)
 
 
-@functools.partial(jax.jit, static_argnames=("ll", "spec", "mask", "batched"))
+@functools.partial(model_jit, model="ll", static_argnames=("spec", "mask", "batched"))
 def _check(dyn, data, phi, *, ll, spec, mask, batched):
     def one(dyn, data, phi):
         return additivity(natural_loglik_of(_data_loglik(ll), spec, dyn), phi, data, mask)[0]

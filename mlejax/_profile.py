@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 from ._constraints import ParamValues
+from ._jit import model_jit
 from ._progress import host_chunks, reporter
 from ._status import ConvergenceWarning, HessianWarning, Status
 from ._tables import Table, Tabular
@@ -142,7 +143,7 @@ def _curve(dyn, data, x_hat, j, grid, tol, maxiter, *, loglik, spec):
     return params, pll, 2.0 * (-f_hat - pll), ok
 
 
-_curve_jit = jax.jit(_curve, static_argnames=("loglik", "spec"))
+_curve_jit = model_jit(_curve, "loglik", static_argnames=("spec",))
 
 
 def _surface(dyn, data, x_hat, ij, grid, tol, maxiter, *, loglik, spec):
@@ -167,7 +168,7 @@ def _surface(dyn, data, x_hat, ij, grid, tol, maxiter, *, loglik, spec):
     return pll, ok, jnp.broadcast_to(-F(x_hat), pll.shape)
 
 
-_surface_jit = jax.jit(_surface, static_argnames=("loglik", "spec"))
+_surface_jit = model_jit(_surface, "loglik", static_argnames=("spec",))
 
 
 def _grid_chunk(n: int) -> int:
@@ -333,7 +334,7 @@ def _intervals(dyn, data, x_hat, ends, crit, tol, maxiter, *, loglik, spec):
     return jax.vmap(one)(js, sides)
 
 
-_intervals_jit = jax.jit(_intervals, static_argnames=("loglik", "spec"))
+_intervals_jit = model_jit(_intervals, "loglik", static_argnames=("spec",))
 
 
 # -- host-side entry points ---------------------------------------------------------

@@ -185,7 +185,7 @@ class FitResult(FitFields):
         starts: for a multi-start fit (``mj.fit(..., starts=...)``) a
             :class:`mlejax.StartsSummary`: how many starts converged, the distinct
             maxima they reached (``maxima``, ``logliks``, ``counts``) and the flags
-            ``single_start_best`` and ``near_tie`` (which also appear in ``message``);
+            ``single_start_best``, ``near_tie`` and ``higher_unconverged`` (also in ``message``);
             None for a single start.
     """
 

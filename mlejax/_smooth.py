@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._jit import model_jit
 from ._result import nan_covariance
 from ._status import Status
 
@@ -40,7 +41,7 @@ SCREEN = 0.2
 MODEL_FIT = contextvars.ContextVar("mlejax_model_fit", default=False)
 
 
-@functools.partial(jax.jit, static_argnames=("loglik", "spec"))
+@functools.partial(model_jit, model="loglik", static_argnames=("spec",))
 def _gradients_jit(dyn, data, points, *, loglik, spec):
     """The log-likelihood's gradients (optimiser scale) at the rows of ``points``."""
     return jax.vmap(jax.grad(lambda u: loglik(spec.to_natural(u, dyn), data)))(points)

@@ -85,6 +85,12 @@ class StartsSummary:
             period).
             Fix: impose an order (e.g. ``mu1 < mu2`` by a reparametrisation), fix the
             sign, or report all the tied maxima.
+        higher_unconverged: a start that did not converge (``MAX_ITER``, say) ended
+            at a higher log-likelihood than the best maximum (beyond the tie
+            tolerance): a higher maximum may exist that no start reached, or the
+            likelihood rises without bound. The fit returned is still the best
+            converged one. Fix: a larger ``maxiter``, ``method="trust-region"``, or
+            look at that start's end.
         names: the parameter names, for ``params`` of the maxima.
     """
 
@@ -96,6 +102,8 @@ class StartsSummary:
     near_tie: bool
     names: tuple = ()
     tie_tol: float = 0.0  # log-likelihoods of maxima closer than this to the best one tie
+    higher_unconverged: bool = False
+    best_unconverged: float = float("nan")  # the highest log-likelihood of a start that did not converge
 
     @property
     def n_maxima(self) -> int:
@@ -113,7 +121,7 @@ class StartsSummary:
 
     @property
     def flagged(self) -> bool:
-        return self.single_start_best or self.near_tie
+        return self.single_start_best or self.near_tie or self.higher_unconverged
 
     def notes(self) -> list[str]:
         """The flags in words (empty when none is set)."""
@@ -128,6 +136,11 @@ class StartsSummary:
                 f"{len(ties) + 1} distinct maxima have the same log-likelihood "
                 f"({self.maxima[0].loglik:.10g}): label switching or parameters the data do not "
                 "identify; impose an order or fix a sign, or report all of them (res.starts.maxima)")
+        if self.higher_unconverged:
+            out.append(
+                f"a start that did not converge reached a higher log-likelihood ({self.best_unconverged:.10g}) "
+                f"than the best maximum ({self.maxima[0].loglik:.10g}): a higher maximum may exist, or the "
+                "likelihood is unbounded; raise maxiter or try method='trust-region'")
         return out
 
     def __str__(self) -> str:
@@ -176,6 +189,9 @@ def summarise(loglik, converged, phi, se=None, names=(), *, loglik_atol=0.0, phi
     # fit returned is the one the earliest start (init itself) reached, in its labelling.
     top = max((m.loglik for m in maxima), default=0.0)
     maxima = tuple(sorted(maxima, key=lambda m: (0, m.start) if tied(m.loglik, top) else (1, -m.loglik)))
+    tie_tol = max(LOGLIK_RTOL * max(1.0, abs(maxima[0].loglik)), loglik_atol) if maxima else 0.0
+    failed = ~np.asarray(converged, dtype=bool) & np.isfinite(ll)
+    best_failed = float(ll[failed].max()) if failed.any() else float("nan")
     return StartsSummary(
         n_starts=int(ll.shape[0]),
         n_converged=int(ok.sum()),
@@ -184,7 +200,9 @@ def summarise(loglik, converged, phi, se=None, names=(), *, loglik_atol=0.0, phi
         single_start_best=bool(maxima) and maxima[0].n_starts == 1 and ll.shape[0] > 1,
         near_tie=any(tied(m.loglik, maxima[0].loglik) for m in maxima[1:]),
         names=tuple(names),
-        tie_tol=max(LOGLIK_RTOL * max(1.0, abs(maxima[0].loglik)), loglik_atol) if maxima else 0.0,
+        tie_tol=tie_tol,
+        higher_unconverged=bool(maxima) and best_failed > maxima[0].loglik + tie_tol,
+        best_unconverged=best_failed,
     )
 
 

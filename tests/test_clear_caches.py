@@ -1,4 +1,4 @@
-"""mj.clear_caches: compiled programs are released (Linux memory maps, the resource
+"""Compiled programs are released with their models, or by mj.clear_caches (Linux memory maps, the resource
 whose cap kills a process inside XLA), and fits compile again afterwards.
 
 The oracle is the kernel's own count of this process's memory maps
@@ -23,30 +23,40 @@ CHILD = textwrap.dedent(
     import mlejax as mj
     from mlejax._jit import map_count
     x = np.random.default_rng(0).normal(1.0, 2.0, 60)
+    t = np.linspace(0.0, 1.0, 20)
     def model(i):
         return lambda p, x: jnp.sum(jax.scipy.stats.norm.logpdf(x, p["m"] + 0.0 * i, 2.0))
-    mj.fit(model(-1), {"m": 0.0}, x)          # imports and mlejax's shared programs
+    def curve(i):
+        return lambda th, t: th[0] * jnp.exp(th[1] * t) + 0.0 * i
+    def fits(pair):
+        m = float(mj.fit(pair[0], {"m": 0.0}, x).params["m"])
+        mj.curve_fit(pair[1], t, np.exp(0.5 * t), np.array([1.0, 0.1]))
+        return m
+    fits((model(-1), curve(-1)))          # imports and mlejax's shared programs
     mj.fit_batch(model(-1), {"m": 0.0}, x.reshape(3, 20))
     gc.collect(); before = map_count()
-    keep = [model(i) for i in range(6)]       # six models the session still holds
-    ms = [float(mj.fit(f, {"m": 0.0}, x).params["m"]) for f in keep]
-    mj.fit_batch(keep[0], {"m": 0.0}, x.reshape(3, 20))
-    gc.collect(); grown = map_count()
-    mj.clear_caches(); after = map_count()
-    again = float(mj.fit(keep[1], {"m": 0.0}, x).params["m"])  # compiles again, same answer
-    print(json.dumps({"before": before, "grown": grown, "after": after, "ms": ms, "again": again,
-                      "mean": float(x.mean())}))
+    held = [(model(i), curve(i)) for i in range(6)]
+    ms = [fits(pair) for pair in held]     # six models the session holds, then drops
+    grown = map_count(); del held; gc.collect(); dropped = map_count()
+    keep = model(7)                           # a model the session still holds
+    mj.fit_batch(keep, {"m": 0.0}, x.reshape(3, 20))
+    grown2 = map_count(); mj.clear_caches(); after = map_count()
+    again = float(mj.fit(keep, {"m": 0.0}, x).params["m"])  # compiles again, same answer
+    print(json.dumps({"before": before, "grown": grown, "dropped": dropped, "grown2": grown2, "after": after,
+                      "ms": ms, "again": again, "mean": float(x.mean())}))
     """
 )
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="memory maps are counted on Linux only")
-def test_clear_caches_releases_compiled_programs():
+def test_compiled_programs_go_with_the_model_or_on_clear_caches():
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["grown"] - r["before"] > 6 * 10  # each compiled program holds memory maps
-    assert r["after"] - r["before"] < 0.2 * (r["grown"] - r["before"])  # released
+    assert r["grown"] - r["before"] > 6 * 20  # each compiled program holds memory maps
+    assert r["dropped"] - r["before"] < 0.1 * (r["grown"] - r["before"])  # released with their models
+    assert r["grown2"] - r["dropped"] > 20  # fit_batch's programs, kept for the next call
+    assert r["after"] - r["before"] < 0.2 * (r["grown2"] - r["before"])  # released by clear_caches
     for m in [*r["ms"], r["again"]]:  # closed form: the sample mean
         assert abs(m - r["mean"]) < 1e-8

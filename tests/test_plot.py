@@ -1,8 +1,6 @@
 """mlejax.plot: every plot rendered to PNG with Agg, and its content checked against
 the numbers it draws (profile interval ends, densities, quantiles, intervals)."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,12 +11,6 @@ import mlejax as mj
 
 matplotlib = pytest.importorskip("matplotlib")
 
-# In a long-lived xdist worker that has run hundreds of other tests, compiling inside
-# these tests crashed the worker three times in four suite runs (XLA abort/segfault;
-# never alone). Until that is understood, tests/test_plot_process.py runs this module
-# in its own fresh process, where every test here still runs and is checked.
-pytestmark = pytest.mark.skipif(os.environ.get("MLEJAX_PLOT_PROCESS") != "1",
-                                reason="run in a fresh process by tests/test_plot_process.py")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 

@@ -176,6 +176,10 @@ def test_summarise_by_hand():
     assert s.counts == (2, 1, 1) and s.logliks == (-10.0, -10.0, -12.0)
     assert [m.start for m in s.maxima] == [0, 3, 1] and s.best == 0  # ties: the earliest start first
     assert s.near_tie and not s.single_start_best and s.names == ("a", "b")
+    # start 5 did not converge but ended higher (-9 > -10): flagged, the fit is still start 0
+    assert s.higher_unconverged and s.best_unconverged == -9.0 and "-9" in " ".join(s.notes())
+    lower = summarise(np.where(ok, ll, -11.0), ok, phi, se)  # a failed start below the best: no flag
+    assert not lower.higher_unconverged and lower.best == 0
     none = summarise(ll[:2], np.zeros(2, bool), phi[:2])
     assert (none.n_converged, none.n_maxima, none.best, none.flagged) == (0, 0, -1, False)
 

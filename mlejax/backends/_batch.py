@@ -118,8 +118,10 @@ def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, pr
 
     def one(x):
         dyn, data = make(x, shared)
-        out, _ = core(dyn, data, tol, maxiter, clusters, **static)
-        return dict(out._asdict(), _dyn=dyn)
+        exact = []
+        out, _ = core(dyn, data, tol, maxiter, clusters, exact_out=exact, **static)
+        extra = {} if static.get("refine", True) else {"_exact": exact[0] if exact else jnp.asarray(True)}
+        return dict(out._asdict(), _dyn=dyn, **extra)
 
     return chunked_vmap(one, xs, chunk, n_chunks, progress)
 
@@ -139,6 +141,7 @@ run_chunks = jax.jit(
         "n_clusters",
         "check_finite",
         "obs_mask",
+        "refine",
     ),
 )
 
@@ -151,18 +154,28 @@ def run_fits(xs, shared, tol, codes, make, static, maxiter, batch_size, per_fit,
     ``bootstrap``): ``xs`` is what ``make`` maps over, ``static`` the core's static
     arguments (:func:`mlejax._fit.core_static`), ``tol`` a numpy scalar (no eager
     dispatch per call). ``progress``: a reporter (:mod:`mlejax._progress`) told the
-    fits done after each chunk of the first pass."""
+    fits done after each chunk of the first pass. The passes leave out the model's
+    natural-scale Hessian (``core(refine=False)``); the rare fits whose information
+    needs it (the chain rule inexact) are rerun with it, so a default call compiles
+    one program."""
     sharded = batch_mesh(xs)
     on = progress is not None and sharded is None
 
-    def call(xs, iters):
+    def call(xs, iters, static=static):
         args = (xs, shared, tol, np.asarray(iters, np.int32), codes)
         return compiled_chunks(args, make, static, batch_size, per_fit, on, sharded)(*args)
 
     with reporting(progress if on else None, _leading(xs), "fits"):
         # sharded: one pass (regathering the slow fits would move data between devices);
         # the two passes give each fit exactly this one pass's result anyway
-        out = call(xs, maxiter) if sharded else fit_in_two_passes(xs, maxiter, call)
+        if sharded:
+            out = call(xs, maxiter)
+        else:
+            out = fit_in_two_passes(xs, maxiter, functools.partial(call, static=dict(static, refine=False)))
+            # the fits whose information needs the model's exact Hessian (a parameter
+            # numerically on a bound) run again with it: compiled only when needed
+            inexact = np.flatnonzero(~np.asarray(out.pop("_exact")))
+            out = rerun(xs, out, inexact, functools.partial(call, iters=maxiter))
         if on:
             emit_host(_leading(xs))
     return out
@@ -180,19 +193,26 @@ def fit_in_two_passes(xs, maxiter: int, call):
     full ``maxiter``. A rerun follows the same path as the first pass did, so every
     fit's result is exactly what one run with ``maxiter`` gives.
     """
-    b = _leading(xs)
     first = min(maxiter, max(FIRST_PASS_MIN, maxiter // 8))
     out = call(xs, first)
     if first >= maxiter:
         return out
     redo = np.flatnonzero(np.asarray(out["status"]) == int(Status.MAX_ITER))
+    return rerun(xs, out, redo, lambda xs: call(xs, maxiter))
+
+
+def rerun(xs, out, redo, call):
+    """``out`` with the fits ``redo`` replaced by ``call(xs[redo])``, run in groups of a
+    size fixed by the batch size (one compiled program per batch shape, whatever the
+    number of fits rerun)."""
+    b = _leading(xs)
     size = min(b, max(16, -(-b // 32)))
     for start in range(0, redo.size, size):
         part = redo[start : start + size]
         idx = np.concatenate([part, np.full(size - part.size, part[-1])])
-        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs), maxiter)
+        again = call(jax.tree_util.tree_map(lambda a, idx=idx: a[idx], xs))
         out = jax.tree_util.tree_map(
-            lambda a, r, part=part: a.at[part].set(r[: part.size]), out, again
+            lambda a, r, part=part: a.at[part].set(r[: part.size]), out, {k: again[k] for k in out}
         )
     return out
 
@@ -453,19 +473,30 @@ register_cache(_INIT_FN_SPECS.clear)
 
 def _init_fn_spec(init_fn, data0):
     """The parametrisation ``init_fn`` gives one dataset (its structure, constraints and
-    names), from a call on the first dataset; cached per function and data shapes."""
-    key = tuple((jnp.shape(a), jnp.result_type(a)) for a in jax.tree_util.tree_leaves(data0))
+    names), from tracing it on one dataset's shapes (``data0``: shape structs; nothing
+    runs eagerly, so nothing is compiled before the batch program); cached per
+    function and data shapes."""
+    key = tuple((a.shape, a.dtype) for a in jax.tree_util.tree_leaves(data0))
     try:
         cache = _INIT_FN_SPECS.setdefault(init_fn, {})
     except TypeError:  # not weak-referenceable: no cache
         cache = {}
     if key not in cache:
-        cache[key] = parametrize(init_fn(data0))[0]
+        specs = []
+
+        def values(d):
+            spec, dyn = parametrize(init_fn(d))
+            specs.append(spec)  # static: no tracer leaks out
+            return dyn
+
+        jax.eval_shape(values, data0)
+        cache[key] = specs[0]
     return cache[key]
 
 
-def _slice_data(data, i):
-    return jax.tree_util.tree_map(lambda a: a[i], data)
+def _one_dataset(data):
+    """The shapes and dtypes of one dataset (``data[i]``), without slicing the data."""
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), data)
 
 
 def fit_batch(
@@ -552,7 +583,7 @@ def fit_batch(
     _refuse_list(data)
     data = prepare_data(data)
     b = _check_batched_data(data)
-    data0 = _slice_data(data, 0)
+    data0 = _one_dataset(data)
     if nobs is not None:
         nobs = check_nobs(nobs)
     n, obs_info = observations(data0, nobs)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._constraints import parametrize
 from .._fit import fit
-from .._jit import cached
+from .._jit import model_jit, weak_cached
 from .._modelfit import (
     check_finite_array,
     check_weights,
@@ -39,14 +39,15 @@ def _residuals(f, theta, data):
     return sw * (y - f(theta, x))
 
 
-@cached
-def profile_loglik(f):
+@weak_cached
+def profile_loglik(model):
     """The Gaussian log-likelihood with sigma at its MLE, RSS/n (precision weights w):
     ``-n/2 (log(2 pi RSS/n) + 1) + 1/2 sum(log w)``, over the ``n`` points of positive
-    weight (a zero weight drops its point). One function per model ``f``."""
+    weight (a zero weight drops its point). One function per model ``f`` (``model()``
+    returns it; held weakly, so the compiled fits go with the model)."""
 
     def loglik(theta, data):
-        r = _residuals(f, theta, data)
+        r = _residuals(model(), theta, data)
         sw = data[2]
         n = jnp.sum(sw > 0)
         rss = jnp.sum(r**2)
@@ -72,7 +73,7 @@ def _lm(dyn, data, maxiter, *, f, spec):
     return spec.to_natural(st.x, dyn), st.n_iter
 
 
-_lm_jit = jax.jit(_lm, static_argnames=("f", "spec"))
+_lm_jit = model_jit(_lm, "f", static_argnames=("spec",))
 
 
 def _gauss_newton(f, spec, dyn, params, data, nobs):
@@ -91,7 +92,7 @@ def _gauss_newton(f, spec, dyn, params, data, nobs):
     return cov, rss, s2
 
 
-_gn_jit = jax.jit(_gauss_newton, static_argnames=("f", "spec", "nobs"))
+_gn_jit = model_jit(_gauss_newton, "f", static_argnames=("spec", "nobs"))
 
 
 def _better_or_tie(a, b) -> bool:
@@ -184,7 +185,7 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
     else:
         stack = _with_lm_point(start_values(starts, key, spec, dyn), start, spec, dyn)
         res = quiet_fit(fit, ll, init, data, maxiter=maxiter, tol=tol, nobs=n, starts=stack)
-    cov_gn, rss, s2 = _gn_jit(f, res._spec, res._dyn, res.params, data, n)
+    cov_gn, rss, s2 = _gn_jit(dyn=res._dyn, params=res.params, data=data, f=f, spec=res._spec, nobs=n)
     se = jnp.sqrt(jnp.diag(cov_gn))
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
     extras = dict(

@@ -12,16 +12,28 @@ from typing import Any, NamedTuple
 import numpy as np
 from jax import lax
 
+from .._status import Status
 from ._base import RUNNING, Step
-from ._newton import NewtonProposal, SecondOrder, jacobi_scale, newton_convergence, scaled_eigen
+from ._newton import NewtonProposal, SecondOrder, jacobi_scale, newton_convergence, pick_step, scaled_eigen
 
+SUCCESS = int(Status.SUCCESS)
 SECULAR_ITERATIONS = 12  # Newton steps on the secular equation (converges in ~3-6)
+
+
+class Point(NamedTuple):
+    x: Any
+    f: Any
+    g: Any
+    hess: Any
 
 
 class TrustState(NamedTuple):
     hess: Any
-    radius: Any  # trust radius in the scaled coordinates (starts at 1)
-    scale: Any  # Moré's scaling: the largest sqrt|diag H| seen so far
+    radius: Any  # trust radius in the scaled coordinates (starts at first_radius; 1 in the second pass)
+    scale: Any  # Moré's scaling: the largest sqrt|diag H| seen so far (second pass: fixed)
+    second: Any  # True in the second pass (from the start again, scaling fixed at the start's)
+    start: Point  # the start, for the second pass
+    first: Point  # where the first pass stopped (its end is kept if it is the better one)
 
 
 def _repeat(xp, n, body, val, skip=False):
@@ -95,7 +107,20 @@ def trust_proposal(xp, x, g, hess, radius, scale, tol):
     negligible = c.negligible & ~saddle
     p = xp.where(negligible, c.p_newton, (e.v @ q) / e.s)
     predicted = -(e.gv @ q + 0.5 * xp.sum(e.w * q**2))
-    return NewtonProposal(p, predicted, negligible, c.within_noise), xp.linalg.norm(q)
+    # Stationary but no strict maximum: a flat (or negative) direction is left.
+    flat = ~(e.w[0] > 1e4 * eps * xp.max(xp.abs(e.w), initial=0.0))
+    return NewtonProposal(p, predicted, negligible, c.within_noise), xp.linalg.norm(q), flat
+
+
+def first_radius(xp, g, hess, scale):
+    """The first trust radius: the full Newton step where ``-loglik``'s Hessian is
+    positive definite (a well-behaved fit then takes Newton's steps), but at least 1;
+    else 1. (Newton's first step with the eigenvalues taken by absolute value, as
+    ``"newton"`` takes it, loses NIST's MGH09 from start 1.)"""
+    e = scaled_eigen(xp, g, hess, scale)
+    pd = e.w[0] > 1e4 * xp.finfo(g.dtype).eps * xp.max(xp.abs(e.w), initial=0.0)
+    newton = xp.linalg.norm(e.gv / xp.where(pd, e.w, 1.0))
+    return xp.where(pd & xp.isfinite(newton), xp.maximum(newton, 1.0), 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,19 +130,27 @@ class TrustRegion(SecondOrder):
     Each step minimises the quadratic model of ``-loglik`` (exact autodiff gradient and
     Hessian, its true eigenvalues: negative curvature is followed, not flipped) inside a
     ball of radius ``Delta`` in the coordinates scaled by ``sqrt|diag H|`` (so the
-    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at 1
-    (a step the model says changes the log-likelihood by about one unit per parameter),
-    shrinks to a quarter of the step after a poor or rejected step and doubles after a
-    good step on its boundary. A step
+    region is an ellipsoid matched to the parameters' scales). ``Delta`` starts at the
+    full Newton step where the Hessian of ``-loglik`` is positive definite, but at
+    least 1, else at 1 (a step the model says changes the
+    log-likelihood by about one unit per parameter), shrinks to a quarter of the step
+    after a poor or rejected step and doubles after a good step on its boundary. A step
     is accepted only if the log-likelihood is finite and rises by at least ``accept``
     times the predicted gain: a NaN/inf or lower value is never accepted. Convergence
     and statuses are Newton's (decrement ``g'|H|^-1 g <= tol`` or a Newton step below
     1e-6 standard errors; then the exact Newton step is taken).
 
+    If it converges to a stationary point that is no strict maximum (a flat or
+    negative direction left: e.g. two exponential rates merged), it runs a second
+    pass from the start with the scaling fixed at the start's ``sqrt|diag H|`` (the
+    running maximum can steer into such a point) and returns the better of the two
+    ends; ``maxiter`` counts both passes (default 3000: curved valleys can take
+    2000 steps).
+
     Slower per step than ``"newton"`` (a secular-equation solve on top of the
     eigen-decomposition) and not the default; it reaches the maximum from some starts
-    where Newton stops and flags (``NOT_MAXIMUM``, ``MAX_ITER``), e.g. NIST's MGH09 and
-    Eckerle4 from their first certified start, and it leaves a saddle point, where the
+    where Newton stops and flags (``NOT_MAXIMUM``, ``MAX_ITER``), e.g. NIST's MGH09,
+    MGH17, Eckerle4, Bennett5 and Lanczos1-3, and it leaves a saddle point, where the
     gradient is zero and Newton cannot move (``docs/local_optima.md``).
 
     Examples:
@@ -131,17 +164,20 @@ class TrustRegion(SecondOrder):
     accept: float = 1e-4
 
     name = "trust-region"
-    default_maxiter = 500
+    default_maxiter = 3000
 
     def init(self, obj, x, tol):
         f, g, h = obj.value_grad_hess(x)
         xp = obj.xp
-        return Step(x, f, g, TrustState(h, xp.ones((), x.dtype), jacobi_scale(xp, h)), RUNNING)
+        start = Point(x, f, g, h)
+        scale = jacobi_scale(xp, h)
+        state = TrustState(h, first_radius(xp, g, h, scale), scale, xp.zeros((), bool), start, start)
+        return Step(x, f, g, state, RUNNING)
 
     def step(self, obj, x, f, g, state, tol):
         xp = obj.xp
         radius = state.radius
-        prop, qn = trust_proposal(xp, x, g, state.hess, radius, state.scale, tol)
+        prop, qn, flat = trust_proposal(xp, x, g, state.hess, radius, state.scale, tol)
         t = self.trial(obj, x, f, g, prop)
         good = t.ok & (t.rho > 0.75) & (qn >= 0.99 * radius)
         poor = ~t.ok | (t.rho < 0.25)
@@ -150,5 +186,26 @@ class TrustRegion(SecondOrder):
         # Out of step lengths: the step is lost in rounding, or the radius collapsed.
         stalled = ~t.ok & ((t.rel_step < xp.finfo(x.dtype).eps) | (radius < 1e-30))
         code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
-        scale = xp.where(t.ok, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
-        return Step(x, f, g, TrustState(h, radius, scale), code)
+        grow = t.ok & ~state.second
+        scale = xp.where(grow, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
+        return self.second_pass(xp, Step(x, f, g, state._replace(hess=h, radius=radius, scale=scale), code), flat)
+
+    def second_pass(self, xp, st: Step, flat) -> Step:
+        """Where the first pass converged to a stationary point that is no strict maximum
+        (a flat direction: e.g. two exponential rates merged, the data then identify only
+        the sum of their amplitudes), run again from the start with the scaling fixed at
+        the start's: the running maximum of the first pass can steer into such a point.
+        When the second pass stops, the first pass's end is returned instead if its
+        log-likelihood is higher."""
+        s = st.state
+        done = (st.code == SUCCESS) & flat
+        restart = ~s.second & done
+        end = Point(st.x, st.f, st.g, s.hess)
+        keep_first = s.second & (st.code != RUNNING) & (s.first.f < st.f)
+        point = Point(*pick_step(xp, restart, s.start, pick_step(xp, keep_first, s.first, end)))
+        first = Point(*pick_step(xp, restart, end, s.first))
+        code = xp.where(restart, RUNNING, xp.where(keep_first, SUCCESS, st.code))
+        state = TrustState(point.hess, xp.where(restart, 1.0, s.radius),
+                           xp.where(restart, jacobi_scale(xp, s.start.hess), s.scale),
+                           s.second | restart, s.start, first)
+        return Step(point.x, point.f, point.g, state, code)
