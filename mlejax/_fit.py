@@ -34,6 +34,8 @@ from ._status import (
     ConvergenceWarning,
     HessianWarning,
     Status,
+    note_output_dtype,
+    precision_of,
     warn_found,
 )
 from .solvers._base import Derivs, HostObjective, Objective, derivatives
@@ -183,7 +185,7 @@ class _OutputError(TypeError):
     """``loglik`` returned something other than a real scalar."""
 
 
-def _check_output(out):
+def _check_output(out, loglik=None):
     if isinstance(out, (float, int, np.generic)):
         out = np.asarray(out)
     if not isinstance(out, (jax.ShapeDtypeStruct, jax.Array, np.ndarray)):
@@ -200,6 +202,7 @@ def _check_output(out):
         raise _OutputError(
             f"loglik must return a real floating-point scalar; it returned dtype {out.dtype}."
         )
+    note_output_dtype(loglik, out.dtype)
 
 
 def _shapes_note(params, data) -> str:
@@ -321,7 +324,7 @@ def core(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_type, n
     except Exception as e:  # the user's own exception, unchanged, with context added
         e.add_note(_shapes_note(params0, data))
         raise
-    _check_output(out0)
+    _check_output(out0, loglik)
     obj = Objective(_negative_loglik(loglik, spec, dyn, data))
     st = minimise(solver, obj, x0, tol, maxiter)
     finite_leaves = tuple(jnp.all(jnp.isfinite(a)) for a in _float_leaves(data))
@@ -368,7 +371,7 @@ def _kernel(x, dyn, data, *, loglik, spec, order):
 
     def fn(u):
         out = loglik(spec.to_natural(u, dyn), data)
-        _check_output(out)
+        _check_output(out, loglik)
         return -out
 
     d = derivatives(fn, x, order)
@@ -771,7 +774,7 @@ def _raise_or_warn(res: FitResult, data, finite_leaves, stacklevel=3):
     if res.nobs is not None and res.nobs <= res.nparams:
         found.append((HessianWarning, f"only {res.nobs} observations for {res.nparams} parameters: "
                                       "the covariance is not identified or unreliable"))
-    warn_found(found, jnp.result_type(res.loglik))
+    warn_found(found, precision_of(res._loglik, jnp.result_type(res.loglik)))
 
 
 __all__ = ["fit"]

@@ -10,6 +10,7 @@ import enum
 import os
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -171,6 +172,33 @@ def low_precision(dtype) -> bool:
 
 def _precision_text(dtype) -> str:
     return FLOAT32.replace("float32", np.dtype(dtype).name, 1)
+
+
+_LOW_OUTPUT = weakref.WeakKeyDictionary()  # loglik -> the low-precision dtype it returned when traced
+
+
+def note_output_dtype(loglik, dtype) -> None:
+    """Remember, when ``loglik`` is traced, that it returns a low-precision scalar (e.g.
+    float16 cast from float64): the fit's own arrays are then float64, and the
+    precision of its standard errors is the log-likelihood's (read by :func:`precision_of`)."""
+    try:
+        if low_precision(dtype):
+            _LOW_OUTPUT[loglik] = np.dtype(dtype)
+        else:
+            _LOW_OUTPUT.pop(loglik, None)
+    except TypeError:  # not weak-referenceable or not hashable: no note
+        pass
+
+
+def precision_of(loglik, dtype):
+    """The dtype that limits a fit's precision: ``dtype`` (its results'), or the lower
+    precision ``loglik`` returned when traced."""
+    if low_precision(dtype):
+        return dtype
+    try:
+        return _LOW_OUTPUT.get(loglik, dtype)
+    except TypeError:
+        return dtype
 
 
 def warn_found(found, dtype) -> None:

@@ -69,6 +69,22 @@ def test_float16_loglik_warns_precision():
         warn_if_float32(jnp.float64, 1)
 
 
+def test_float16_loglik_of_a_fit_warns_precision():
+    """End to end: a log-likelihood that returns float16 (the fit's own arrays are still
+    float64, so the result's dtype alone does not show it) gets the PrecisionWarning
+    naming float16, for a single fit and for a batch."""
+    def ll16(p, x):
+        return norm_ll(p, x).astype(jnp.float16)
+
+    with pytest.warns(mj.PrecisionWarning, match="float16"):
+        mj.fit(ll16, INIT, X)
+    with pytest.warns(mj.PrecisionWarning, match="float16"):
+        mj.fit_batch(ll16, INIT, np.stack([X[:20], X[20:40]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mj.fit(norm_ll, INIT, X)  # float64: silent
+
+
 def test_lrt_warns_when_a_fit_did_not_converge():
     def ll2(p, x):
         return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["mu"], p["sigma"]))
@@ -160,3 +176,20 @@ def test_traced_one_sided_bounds_under_vmap_take_the_one_sided_transform():
     mu3 = jax.vmap(lambda hi: mj.fit(norm_ll, {"mu": mj.Bounded(-10.0, hi, 0.0), "sigma": mj.Positive(1.0)},
                                      X).params["mu"])(jnp.array([10.0, 20.0]))
     np.testing.assert_allclose(mu3, X.mean(), rtol=1e-7)
+
+
+def test_em_batch_counts_a_collapsed_component_in_the_warning():
+    """A dataset with 30 identical points lets a Gaussian component (reg_covar=0) sit on
+    them with zero variance (the likelihood is unbounded): em_batch names it in its one
+    warning (UNBOUNDED) and flags that component, the other dataset is unaffected."""
+    rng = np.random.default_rng(0)
+    tied = np.r_[np.zeros(30), rng.normal(5, 1, 30)][:, None]
+    plain = np.r_[rng.normal(0, 1, 30), rng.normal(5, 1, 30)][:, None]
+    with pytest.warns(mj.ConvergenceWarning, match=r"1 of 2 datasets .*UNBOUNDED 1") as rec:
+        res = mj.em_batch(mj.GaussianMixture(2, reg_covar=0.0), np.stack([tied, plain]), key=jax.random.key(0))
+    assert len([w for w in rec if issubclass(w.category, mj.ConvergenceWarning)]) == 1
+    collapsed = np.asarray(res.collapsed)
+    assert collapsed[0].sum() == 1 and not collapsed[1].any()
+    # oracle: the collapsed component is the point mass at the tied value 0
+    means = np.asarray(res.params["means"])[0, :, 0]
+    assert means[collapsed[0]][0] == pytest.approx(0.0, abs=1e-12)

@@ -52,6 +52,7 @@ from .._status import (
     ConvergenceWarning,
     HessianWarning,
     Status,
+    precision_of,
     warn_if_float32,
 )
 from .._tables import Table, Tabular
@@ -657,7 +658,7 @@ def _warn_batch(res, stacklevel=3):
             HessianWarning,
             stacklevel=stacklevel,
         )
-    warn_if_float32(jnp.result_type(res.loglik), stacklevel)
+    warn_if_float32(precision_of(res._loglik, jnp.result_type(res.loglik)), stacklevel)
 
 
 # -- the result ---------------------------------------------------------------------

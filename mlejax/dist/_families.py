@@ -27,6 +27,7 @@ log-likelihood is ``sum(w * logpdf)``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar
 
 import jax
@@ -46,6 +47,7 @@ from .._modelfit import (
 )
 from .._status import Status
 from ..backends._shard import xp_of
+from ._scale import data_scale, scale_data, unscale_result
 
 _EULER = 0.5772156649015329
 
@@ -137,6 +139,10 @@ class Family:
     information: ClassVar[str] = "observed"  # "expected": the observed one is unusable
     nuisance: ClassVar[str | None] = None  # the parameter a GLM estimates beside beta
     response_support: ClassVar[str | None] = None  # a GLM response's support (default: support)
+    # name -> power of the data's unit in that parameter (1: location/scale, -1: rate,
+    # 2: variance, 0: shape), for families whose parameters scale with the data; fit_dist
+    # then fits data of extreme magnitude rescaled, exactly (mlejax/dist/_scale.py)
+    scaling: ClassVar[dict] = {}
 
     def logpdf(self, params, x):
         raise NotImplementedError(f"{type(self).__name__} must define logpdf(params, x).")
@@ -216,6 +222,7 @@ class Normal(Family):
 
     constraints: ClassVar[dict] = {"sigma": "positive"}
     nuisance: ClassVar[str] = "sigma"
+    scaling: ClassVar[dict] = {"mu": 1, "sigma": 1}
 
     def logpdf(self, p, x):
         return stats.norm.logpdf(x, p["mu"], p["sigma"])
@@ -244,6 +251,7 @@ class LogNormal(Normal):
 
     support: ClassVar[str] = "positive"
     log_data: ClassVar[bool] = True  # fitted on log(x): any magnitude of x is safe
+    scaling: ClassVar[dict] = {}  # x * s shifts mu by log(s): not a scaling
 
     def logpdf(self, p, x):
         lx = jnp.log(x)
@@ -289,6 +297,7 @@ class Exponential(Family):
 
     constraints: ClassVar[dict] = {"rate": "positive"}
     support: ClassVar[str] = "positive"
+    scaling: ClassVar[dict] = {"rate": -1}
 
     def logpdf(self, p, x):
         return jnp.log(p["rate"]) - p["rate"] * x
@@ -399,6 +408,7 @@ class Laplace(Family):
 
     constraints: ClassVar[dict] = {"scale": "positive"}
     information: ClassVar[str] = "expected"
+    scaling: ClassVar[dict] = {"loc": 1, "scale": 1}
 
     def logpdf(self, p, x):
         return stats.laplace.logpdf(x, p["loc"], p["scale"])
@@ -424,6 +434,7 @@ class Gamma(Family):
     constraints: ClassVar[dict] = {"shape": "positive", "rate": "positive"}
     support: ClassVar[str] = "positive"
     nuisance: ClassVar[str] = "shape"
+    scaling: ClassVar[dict] = {"shape": 0, "rate": -1}
 
     def logpdf(self, p, x):
         a, b = p["shape"], p["rate"]
@@ -483,6 +494,7 @@ class Weibull(Family):
 
     constraints: ClassVar[dict] = {"shape": "positive", "scale": "positive"}
     support: ClassVar[str] = "positive"
+    scaling: ClassVar[dict] = {"shape": 0, "scale": 1}
 
     def logpdf(self, p, x):
         k, lam = p["shape"], p["scale"]
@@ -509,6 +521,7 @@ class StudentT(Family):
     """Student-t(loc, scale, df) (scipy's ``t``)."""
 
     constraints: ClassVar[dict] = {"scale": "positive", "df": "positive"}
+    scaling: ClassVar[dict] = {"loc": 1, "scale": 1, "df": 0}
 
     def logpdf(self, p, x):
         return stats.t.logpdf(x, p["df"], p["loc"], p["scale"])
@@ -648,6 +661,7 @@ class MultivariateNormal(Family):
     values); :meth:`covariance` rebuilds the matrix."""
 
     d: int = 2
+    scaling: ClassVar[dict] = {"mean": 1, "cov": 2}
 
     def __post_init__(self):
         if isinstance(self.d, bool) or not isinstance(self.d, (int, np.integer)) or self.d < 1:
@@ -827,6 +841,10 @@ class Renamed(Family):
         return self._new(self.base.constraints)
 
     @property
+    def scaling(self):
+        return self._new(self.base.scaling)
+
+    @property
     def closed_form(self) -> bool:
         return self.base.closed_form
 
@@ -902,6 +920,13 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
         NegativeBinomial) start at moment estimates and use Newton. Laplace reports
         expected-information standard errors (its log-likelihood is not twice
         differentiable in ``loc``).
+        Data of extreme magnitude (beyond 1e38 or below 1e-38 in float64) for a
+        family whose parameters scale with the data (Normal, Exponential, Gamma,
+        Weibull, Laplace, StudentT, MultivariateNormal; ``Family.scaling``) are
+        fitted divided by a power of two, which is exact, and mapped back (estimates,
+        standard errors, covariance, information, log-likelihood); ``grad_norm`` and
+        ``tol`` are then on the rescaled problem. Other continuous families refuse
+        data beyond the fourth root of the largest float (1e77).
 
     Raises:
         ValueError naming ``x``/``weights`` for data outside the family's support,
@@ -927,8 +952,10 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     n = x.shape[0]
     w = check_weights(weights, n)
     dtype = jnp.result_type(float)
-    _check_magnitude(family, x, dtype)
-    xj = family.prepare(jnp.asarray(x, dtype))
+    e = None if log_prior is not None else data_scale(family, x, dtype)  # a prior is in x's units
+    if e is None:
+        _check_magnitude(family, x, dtype)
+    xj = family.prepare(jnp.asarray(x if e is None else scale_data(x, e), dtype))
     wj = jnp.ones(n, dtype) if w is None else jnp.asarray(w, dtype)
     closed = family.mle(xj, wj)
     expected = cov == "expected" or (family.information == "expected" and log_prior is None)
@@ -950,6 +977,8 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
                              "information; use cov='observed'.")
         status = Status.SUCCESS if family.information == "expected" else None
         res = with_information_jit(res, jnp.sum(wj) * fisher, converged_status=status)
+    if e is not None:
+        res = unscale_result(res, family, ll, e, float(jnp.sum(wj)) * math.prod(x.shape[1:]))
     warn_result(res, stacklevel=2)
     return res
 
@@ -959,7 +988,9 @@ def _check_magnitude(family, x, dtype):
     number of ``dtype``, 1e77 in float64) that the powers of their scale in the
     log-likelihood's derivatives overflow or underflow: the derivatives would be inf/NaN
     or rounded away, so the fit and its standard errors would be wrong. The error says
-    how to rescale and map back."""
+    how to rescale and map back. Used only where ``fit_dist`` does not rescale the data
+    itself (``_scale.data_scale``: a family without ``scaling``, a MAP fit, or data whose
+    mapped-back covariance would overflow)."""
     if family.support in DISCRETE_SUPPORTS or getattr(family, "log_data", False):
         return
     big = float(np.max(np.abs(np.asarray(x, np.float64))))
