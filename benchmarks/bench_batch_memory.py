@@ -30,7 +30,7 @@ def child(case: str, b: int, batch_size: int | None, warm: bool = True, trim: bo
     import mlejax as mj
     from mlejax.backends import _batch
 
-    # trim: hand what the compiler freed back to the OS (opt-in in the library, MLEJAX_MALLOC_TRIM=1);
+    # trim: hand what the compiler freed back to the OS (on by default in the library; MLEJAX_MALLOC_TRIM=0 turns it off);
     # otherwise keep it (glibc's default)
     _batch._MALLOC_TRIM = _batch._libc_trim() if trim else None
 

@@ -296,10 +296,9 @@ def _libc_trim():
         return None
 
 
-# Off unless MLEJAX_MALLOC_TRIM=1: two full test-suite runs crashed inside XLA (an abort
-# and a segfault while compiling) in worker processes that had called it; suspected,
-# not proven, so it stays opt-in until that is understood.
-_MALLOC_TRIM = _libc_trim() if sys.platform.startswith("linux") and os.environ.get("MLEJAX_MALLOC_TRIM") == "1" else None
+# On by default on Linux; MLEJAX_MALLOC_TRIM=0 turns it off. (It was opt-in for a while:
+# test-suite workers crashed inside XLA, later traced to vm.max_map_count, not to this.)
+_MALLOC_TRIM = _libc_trim() if sys.platform.startswith("linux") and os.environ.get("MLEJAX_MALLOC_TRIM") != "0" else None
 
 
 def release_freed_memory() -> None:
