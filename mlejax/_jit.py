@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import threading
 import weakref
 
 import jax
@@ -127,11 +128,10 @@ def _lend_model(fun, name, slot):
     return call
 
 
-class _Slot:
-    __slots__ = ("model",)
+class _Slot(threading.local):
+    """The model lent to a trace, per thread (threads may trace the same model at once)."""
 
-    def __init__(self):
-        self.model = None
+    model = None
 
 
 class model_jit:
@@ -179,8 +179,8 @@ class model_jit:
         if entry is None:
             return self._shared(*args, **{self._name: model}, **kwargs)
         slot, jitted, _ = entry
-        slot.model = model  # lent for tracing, never kept
+        previous, slot.model = slot.model, model  # lent for tracing, never kept
         try:
             return jitted(*args, **kwargs)
         finally:
-            slot.model = None
+            slot.model = previous

@@ -5,13 +5,19 @@ The oracle is the kernel's own count of this process's memory maps
 (``/proc/self/maps``), before and after, in a fresh subprocess so that other tests'
 programs do not blur the count."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import mlejax as mj
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,3 +66,17 @@ def test_compiled_programs_go_with_the_model_or_on_clear_caches():
     assert r["after"] - r["before"] < 0.2 * (r["grown2"] - r["before"])  # released by clear_caches
     for m in [*r["ms"], r["again"]]:  # closed form: the sample mean
         assert abs(m - r["mean"]) < 1e-8
+
+
+def test_threads_fitting_one_model_at_once_each_get_their_own_answer():
+    """The model is lent to each trace per thread: four threads tracing the same
+    log-likelihood for different data shapes at once each reach their sample mean."""
+    def ll(p, x):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(x, p["m"], 1.0))
+
+    rng = np.random.default_rng(3)
+    xs = [rng.normal(i, 1.0, 20 + 5 * (i % 4)) for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ms = list(pool.map(lambda x: float(mj.fit(ll, {"m": 0.0}, x).params["m"]), xs))
+    for m, x in zip(ms, xs):
+        assert abs(m - x.mean()) < 1e-9
