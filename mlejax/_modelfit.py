@@ -157,5 +157,4 @@ def check_weights(weights, n: int, name: str = "weights"):
     return w
 
 
-
 __all__ = ["ModelResult"]

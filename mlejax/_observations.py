@@ -212,6 +212,13 @@ def check_result(res, batched: bool = False) -> Additivity | None:
                   batched=batched)
 
 
+def _host_check(res, batched: bool) -> Additivity | None:
+    """:func:`check_result` with its totals as numpy arrays, for the host's verdict
+    (``is_additive(a, np)`` compiles nothing)."""
+    a = check_result(res, batched)
+    return None if a is None else jax.tree_util.tree_map(np.asarray, a)
+
+
 def refusal(res, what: str, a: Additivity, data_for_names=None) -> str:
     """The error message: which leaves were taken as observations, what differs, the fix."""
     obs = res._obs
@@ -244,10 +251,9 @@ def require_additive(res, what: str, batched: bool = False) -> None:
             f"{what} needs per-observation data, but no data leaf is taken as observations "
             "(data with a shared leading observation axis, or obs= naming those leaves)."
         )
-    a = check_result(res, batched)
+    a = _host_check(res, batched)
     if a is None:
         return
-    a = jax.tree_util.tree_map(np.asarray, a)
     ok = np.asarray(is_additive(a, np))
     if not np.all(ok):
         if batched:
@@ -267,8 +273,7 @@ def checked_nobs(res, what: str):
     failed = res.__dict__.get("_nobs_refused")
     if failed is None:
         batched = jnp.ndim(res.loglik) > 0
-        a = check_result(res, batched)
-        a = None if a is None else jax.tree_util.tree_map(np.asarray, a)
+        a = _host_check(res, batched)
         ok = a is None or bool(np.all(is_additive(a, np)))
         failed = () if ok else (jax.tree_util.tree_map(lambda v: np.ravel(v)[0] if batched else v, a),)
         object.__setattr__(res, "_nobs_refused", failed)

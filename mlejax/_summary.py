@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-import math
 import textwrap
 
 import jax
 import numpy as np
 
-from ._inference import normal_quantile
+from ._inference import normal_cdf, normal_quantile
 from ._status import Status
 
 _WIDTH = 78
@@ -58,7 +57,7 @@ def coef_table(res, level=0.95):
     se = stderr_flat(res)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = phi / se
-    p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) if np.isfinite(v) else np.nan for v in z])
+    p = np.where(np.isfinite(z), 2.0 * normal_cdf(-np.abs(z)), np.nan)  # two-sided; NaN where z is not finite
     q = normal_quantile(0.5 + level / 2.0)
     rows = [
         (res.names[i], phi[i], se[i], z[i], p[i], phi[i] - q * se[i], phi[i] + q * se[i])
