@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._hessapprox import ApproxStderr, stderr_approx
-from ._hessfree import FREE_COV, delta_cg, stderr_for as cg_stderr_for
+from ._hessfree import FREE_COV, delta_cg, stderr_for as cg_stderr_for, stderr_tree
 from ._inference import (
     COV_TYPES,
     analyse_information,
@@ -614,12 +614,10 @@ def _is_concrete(x) -> bool:
 def nan_covariance(res, **changes):
     """``res`` with NaN covariance and standard errors and ``converged`` recomputed
     from the (possibly changed) status: for numbers that cannot be trusted."""
-    dyn = res._dyn
-    nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
     flat = jnp.full((res.nparams,), jnp.nan, jnp.result_type(res.loglik))
     status = changes.pop("status", res.status)
     return dataclasses.replace(
-        res, cov=jnp.full_like(res.cov, jnp.nan), stderr=res._spec.from_natural_flat(flat, nan_dyn),
+        res, cov=jnp.full_like(res.cov, jnp.nan), stderr=stderr_tree(res, flat),
         status=status, converged=jnp.asarray(int(status) == Status.SUCCESS), **changes,
     )
 
