@@ -213,7 +213,7 @@ class FitResult(FitFields):
         notes = []
         if self.cov_type is None:
             notes.append("no inference (cov=None): res.stderr_for([...]) and res.delta(fn) give "
-                         "Hessian-free standard errors")
+                         "Hessian-free standard errors, res.stderr_approx() labelled approximations")
         elif self.cov_type == "hvp":
             notes.append("Hessian-free inference (cov='hvp'): standard errors by conjugate gradients "
                          "for the parameters asked for (stderr_for=), NaN for the others")
