@@ -12,7 +12,8 @@ CG needs ``I`` positive definite (a maximum). A direction of non-positive curvat
 met along the way (a saddle, a flat direction) stops the solve and gives NaN, with
 ``indefinite`` set; a solve that does not reach its tolerance gives NaN with
 ``converged`` False. Nothing is an approximation: at convergence the numbers are
-those of the dense computation.
+those of the dense computation. (Diagonal and Lanczos approximations, labelled as
+such, are in :mod:`mlejax._hessapprox`.)
 """
 
 from __future__ import annotations
