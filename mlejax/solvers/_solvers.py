@@ -99,7 +99,7 @@ class OptaxAscent(ProposeAccept):
         return x + updates, state_new
 
     def update(self, xp, x, f, g, state, tol, state_new, x_new, d):
-        f_new, g_new = d
+        f_new, g_new = d.f, d.g
         ok = finite(jnp, f_new, g_new)
         code = jnp.where(
             ok, RUNNING, jnp.where(f_new == -jnp.inf, int(Status.UNBOUNDED), int(Status.NONFINITE))
