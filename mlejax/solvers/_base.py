@@ -121,10 +121,9 @@ class Solver(abc.ABC):
     ``Status.RUNNING`` or ``maxiter`` steps were taken. A solver that evaluates the
     model once per step, at the point it proposes, can subclass :class:`ProposeAccept`
     instead (``start``, ``propose``, ``update``): its compiled loop then holds one
-    instance of the model's derivatives, not two (the built-in Newton, trust-region and
-    optax solvers do). A step that cannot improve
-    must return the old point with a code saying why (``PRECISION_LOSS``,
-    ``NONFINITE``, ``UNBOUNDED``). Convergence (``SUCCESS``) should be judged by a
+    instance of the model's derivatives, not two (the built-in Newton, trust-region
+    and optax solvers do). A step that cannot improve must return the old point with
+    a code saying why (``PRECISION_LOSS``, ``NONFINITE``, ``UNBOUNDED``). Convergence (``SUCCESS``) should be judged by a
     test that does not change when a constant is added to the log-likelihood or a
     parameter is rescaled: :func:`secant_decrement` gives one for any solver, and
     Newton uses its exact decrement ``g' H^-1 g``. ``tol`` is a threshold on such a

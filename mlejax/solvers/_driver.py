@@ -90,10 +90,13 @@ def _one_evaluation_loop(solver: ProposeAccept, obj, x0, tol, maxiter) -> Driver
         x_trial, plan = solver.propose(obj, s.x, s.f, s.g, s.solver_state, tol)
         x_new = jnp.where(starting, x0, x_trial)
         d = evaluate(obj, x_new, solver.order)
-        st = solver.update(jnp, s.x, s.f, s.g, s.solver_state, tol, plan, x_new, d)
-        n = s.n_iter + 1
-        stepped = DriverState(st.x, st.f, st.g, st.state, n, _status(jnp, n, maxiter, st.code))
-        begun = _started(jnp, solver.start(jnp, x0, d, tol), maxiter)
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(starting, a, b), begun, stepped)
+
+        def stepped():
+            st = solver.update(jnp, s.x, s.f, s.g, s.solver_state, tol, plan, x_new, d)
+            n = s.n_iter + 1
+            return DriverState(st.x, st.f, st.g, st.state, n, _status(jnp, n, maxiter, st.code))
+
+        # a select under vmap; unbatched, the start's logic runs in the first iteration only
+        return lax.cond(starting, lambda: _started(jnp, solver.start(jnp, x0, d, tol), maxiter), stepped)
 
     return lax.while_loop(_cond, body, init)
