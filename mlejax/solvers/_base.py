@@ -184,7 +184,29 @@ class ProposeAccept(Solver):
     ``step`` (which this class defines from them). Knowing where the one evaluation is,
     the compiled driver loop makes the start's evaluation the loop's first iteration:
     the model's derivatives then appear once in the compiled program, not twice (the
-    start and the loop body), which is most of what a new model costs to compile.
+    start and the loop body). Driven on the host (``host = True``), ``init`` and ``step``
+    run as they are defined here: the same steps either way.
+
+    Examples:
+        >>> import dataclasses, jax, jax.numpy as jnp, mlejax as mj
+        >>> from mlejax.solvers import ProposeAccept, Step, secant_decrement
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Ascent(ProposeAccept):
+        ...     rate: float = 0.1
+        ...     name = "ascent"
+        ...     host = True
+        ...     def start(self, xp, x, d, tol):
+        ...         return Step(x, d.f, d.g, None, mj.Status.RUNNING)
+        ...     def propose(self, obj, x, f, g, state, tol):
+        ...         return x - self.rate * g, None
+        ...     def update(self, xp, x, f, g, state, tol, plan, x_new, d):
+        ...         done = secant_decrement(xp, x_new - x, d.g - g, d.g) <= tol
+        ...         code = xp.where(done, int(mj.Status.SUCCESS), int(mj.Status.RUNNING))
+        ...         return Step(x_new, d.f, d.g, None, code)
+        >>> ll = lambda p, x: -jnp.sum((x - p) ** 2)
+        >>> res = jax.jit(lambda x: mj.fit(ll, 0.0, x, method=Ascent(), maxiter=500))(jnp.arange(3.0))
+        >>> round(float(res.params), 4), int(res.n_iter) == int(mj.fit(ll, 0.0, jnp.arange(3.0), method=Ascent()).n_iter)
+        (1.0, True)
     """
 
     @abc.abstractmethod
