@@ -185,14 +185,11 @@ def test_a_user_written_solver_runs_through_fit():
 
 
 @dataclasses.dataclass(frozen=True)
-class ProposedAscent(ProposeAccept):
-    """The same gradient ascent in the one-evaluation form (start, propose, update)."""
+class ProposedAscent(ProposeAccept, GradientAscent):
+    """The same gradient ascent in the one-evaluation form: ``init`` and ``step`` come
+    from ``start``, ``propose`` and ``update`` (ProposeAccept's, first in the MRO)."""
 
-    rate: float = 0.002
     name = "proposed-ascent"
-    default_tol = 1e-20
-    default_maxiter = 5000
-    host = True
 
     def start(self, xp, x, d, tol):
         return Step(x, d.f, d.g, None, mj.Status.RUNNING)
@@ -208,6 +205,7 @@ class ProposedAscent(ProposeAccept):
 def test_a_one_evaluation_solver_takes_the_same_steps_both_ways():
     """Host-driven (init/step from start/propose/update) and compiled (the start
     evaluated in the loop's first iteration): the same iterations as the classic form."""
+    assert ProposedAscent.step is ProposeAccept.step and ProposedAscent.init is ProposeAccept.init
     p = BY_NAME["normal"]
     est, _ = p.oracle()
     init = {"mu": 4.0, "sigma": 1.5}
