@@ -111,6 +111,27 @@ class FitFields:
         return (jnp if isinstance(held, jax.core.Tracer) else np).any(held, axis=-1)
 
 
+def _value_and_jacobian(fn, spec, dyn):
+    """``phi -> (fn(params), J)``: ``fn`` at the natural flat vector ``phi`` and the
+    Jacobian of its flattened value in ``phi``, ``(m, k)``."""
+
+    def flat(p):
+        return jax.flatten_util.ravel_pytree(fn(spec.from_natural_flat(p, dyn)))[0]
+
+    return lambda p: (fn(spec.from_natural_flat(p, dyn)), jax.jacobian(flat)(p))
+
+
+def _unravel_like(tree, flat):
+    """``flat`` (the concatenated leaves) shaped like ``tree``'s leaves."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    out, i = [], 0
+    for leaf in leaves:
+        n = int(np.size(leaf))
+        out.append(flat[i:i + n].reshape(np.shape(leaf)))
+        i += n
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
 @dataclasses.dataclass(frozen=True)
 class FitResult(FitFields):
     """The result of :func:`mlejax.fit`. An immutable pytree: ``jax.vmap`` over a fit
@@ -343,16 +364,20 @@ class FitResult(FitFields):
         """
         if _is_concrete(self.loglik) and jnp.ndim(self.loglik) > 0:
             return jax.vmap(lambda r: r.delta(fn))(self)
-        spec, dyn = self._spec, self._dyn
-        phi = self._phi()
-        g = lambda p: jax.flatten_util.ravel_pytree(fn(spec.from_natural_flat(p, dyn)))[0]  # noqa: E731
-        est_tree = fn(self.params)
-        flat, unravel = jax.flatten_util.ravel_pytree(est_tree)
-        jac = jax.jacobian(g)(phi).reshape(flat.shape[0], phi.shape[0])
-        # no dense covariance (cov=None or "hvp"): J I^-1 J' by conjugate gradients
-        cov = delta_cg(self, jac) if self.cov is None else jac @ self.cov @ jac.T
-        se = jnp.sqrt(jnp.diag(cov))
-        return DeltaResult(est_tree, unravel(se), cov)
+        concrete = _is_concrete(self.loglik)
+        xp = np if concrete else jnp  # a single fit: the linear algebra on the host, compiling nothing
+        phi = self._spec.natural_flat(jax.tree_util.tree_map(xp.asarray, self.params), xp)
+        both = _value_and_jacobian(fn, self._spec, self._dyn)
+        # one compiled program (run eagerly, every operation of fn and of its derivative
+        # would compile a small program of its own on a first call)
+        est_tree, jac = (jax.jit(both) if concrete else both)(phi)
+        jac = jac.reshape(-1, phi.shape[0])
+        if self.cov is None:  # no dense covariance (cov=None or "hvp"): J I^-1 J' by conjugate gradients
+            cov = delta_cg(self, jac)
+        else:
+            jac = xp.asarray(jac)
+            cov = jac @ xp.asarray(self.cov) @ jac.T
+        return DeltaResult(est_tree, _unravel_like(est_tree, xp.sqrt(xp.diag(cov))), cov)
 
     def stderr_for(self, which, *, data=None, tol: float = 1e-10, maxiter=None) -> dict:
         """Standard errors of chosen free parameters without a dense Hessian.
