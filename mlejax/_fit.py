@@ -378,16 +378,38 @@ def _kernel(x, dyn, data, *, loglik, spec, order):
     return jnp.concatenate([jnp.ravel(a) for a in d if a is not None])
 
 
+def _host_kernel(points, gradients_only, dyn, data, *, loglik, spec, order):
+    """The host-driven fit's one compiled program: :func:`_kernel` at ``points[0]``, or,
+    when ``gradients_only`` (a run-time flag), the gradients of ``-loglik`` at both rows
+    of ``points`` (zero-padded to the same length). The checks after a fit (the
+    smoothness check's finite differences) then cost one gradient per point, not one
+    Hessian, without a second program to compile on a model's first fit."""
+    k = points.shape[-1]
+    size = max(1 + k + (k * k if order > 1 else 0), 2 * k)
+
+    def padded(flat):
+        return jnp.concatenate([flat, jnp.zeros(size - flat.shape[0], flat.dtype)])
+
+    def full(p):
+        return padded(_kernel(p[0], dyn, data, loglik=loglik, spec=spec, order=order))
+
+    def grads(p):
+        grad = jax.grad(lambda u: -loglik(spec.to_natural(u, dyn), data))
+        return padded(jnp.ravel(jax.vmap(grad)(p)))
+
+    return jax.lax.cond(gradients_only, grads, full, points)
+
+
 def _unpack(flat, k, order) -> Derivs:
     g = flat[1 : k + 1]
-    return Derivs(flat[0], g, flat[k + 1 :].reshape(k, k) if order > 1 else None)
+    return Derivs(flat[0], g, flat[k + 1 : k + 1 + k * k].reshape(k, k) if order > 1 else None)
 
 
 def _natural_hessian(phi, dyn, data, *, loglik, spec):
     return observed_information(natural_loglik(loglik, spec, dyn, data), phi)
 
 
-_kernel_jit = model_jit(_kernel, "loglik", static_argnames=("spec", "order"))
+_kernel_jit = model_jit(_host_kernel, "loglik", static_argnames=("spec", "order"))
 _natural_hessian_jit = model_jit(_natural_hessian, "loglik", static_argnames=("spec",))
 _scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
 _log_prior_jit = model_jit(lambda params, *, log_prior: log_prior(params), "log_prior")
@@ -436,8 +458,11 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         first.clear()
         if hit:
             return derivs
-        flat = _kernel_jit(x, dyn, data, loglik=loglik, spec=spec, order=order)
-        return _unpack(np.asarray(flat, dtype), k, order)
+        return _unpack(call(np.stack([x, x]), False, order), k, order)
+
+    def call(points, gradients_only, order):
+        return np.asarray(_kernel_jit(points, gradients_only, dyn, data, loglik=loglik, spec=spec, order=order),
+                          dtype)
 
     with np.errstate(all="ignore"):
         x0 = spec.to_unconstrained(dyn_np, np)
@@ -476,8 +501,11 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
     order = max(solver.order, 1)
 
-    def gradients(points):
-        return -np.stack([kernel(np.asarray(u, dtype), order).g for u in points])
+    def gradients(points):  # two at a time, by the gradient branch of the one program
+        points = np.asarray(points, dtype)
+        pairs = np.concatenate([points, points[-1:]]) if len(points) % 2 else points
+        g = [call(pairs[i : i + 2], True, order)[: 2 * k].reshape(2, k) for i in range(0, len(pairs), 2)]
+        return -np.concatenate(g)[: len(points)]
 
     return out, finite_leaves, gradients
 
