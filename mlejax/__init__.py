@@ -26,6 +26,7 @@ _EXPORTS = {
     **dict.fromkeys(("Bounded", "Fixed", "Positive"), "._constraints"),
     "fit": "._fit",
     "clear_caches": "._jit",
+    "ApproxStderr": "._hessapprox",
     "ModelResult": "._modelfit",
     "Profile": "._profile",
     **dict.fromkeys(("DeltaResult", "FitResult"), "._result"),
@@ -79,6 +80,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports the table abo
     from ._compare import TestResult as TestResult, lrt as lrt, wald_test as wald_test
     from ._constraints import Bounded as Bounded, Fixed as Fixed, Positive as Positive
     from ._fit import fit as fit
+    from ._hessapprox import ApproxStderr as ApproxStderr
     from ._jit import clear_caches as clear_caches
     from ._modelfit import ModelResult as ModelResult
     from ._profile import Profile as Profile

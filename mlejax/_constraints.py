@@ -195,6 +195,15 @@ class ParamSpec:
     # per leaf: None, or the flat indices of its free entries (a leaf partly held by
     # ``Fixed(value, mask=...)``; its held entries keep their values in ParamValues)
     masks: tuple = ()
+    # per leaf: the exponent ``u`` of a power-of-two unit, or empty (all 0): natural =
+    # ``2**u`` times the transform's value. A fit made on rescaled data (``mj.fit_dist``
+    # on data of extreme magnitude, mlejax/dist/_scale.py) reports natural values in the
+    # data's units while its unconstrained coordinates stay those of the rescaled,
+    # well-scaled problem, so profiles and refits never work with numbers like 1e150.
+    units: tuple = ()
+
+    def _unit(self, i) -> float:
+        return 2.0 ** self.units[i] if self.units else 1.0
 
     def _free_idx(self, i):
         return self.masks[i] if self.masks else None
@@ -215,7 +224,7 @@ class ParamSpec:
     @property
     def is_identity(self) -> bool:
         """True when every leaf is free and unconstrained (natural = optimiser scale)."""
-        return all(k == FREE for k in self.kinds)
+        return all(k == FREE for k in self.kinds) and not any(self.units)
 
     # -- flat vectors over the free leaves -------------------------------------------
     # Every method takes the array namespace ``xp``: ``jax.numpy`` inside compiled
@@ -253,26 +262,38 @@ class ParamSpec:
         return jax.tree_util.tree_unflatten(self.treedef, list(leaves))
 
     def to_unconstrained(self, dyn: ParamValues, xp=jnp):
-        leaves = [
-            _inverse(k, v, lo, hi, xp) if k != FIXED else None
-            for k, v, lo, hi in zip(self.kinds, dyn.values, dyn.lows, dyn.highs)
-        ]
+        leaves = []
+        for i, (k, v, lo, hi) in enumerate(zip(self.kinds, dyn.values, dyn.lows, dyn.highs)):
+            c = self._unit(i)
+            if c != 1.0:
+                v, lo, hi = v / c, lo / c, hi / c
+            leaves.append(_inverse(k, v, lo, hi, xp) if k != FIXED else None)
         return self._flatten(leaves, xp)
 
     def to_natural(self, u, dyn: ParamValues, xp=jnp):
         """Flat unconstrained vector -> natural-scale parameter pytree."""
-        leaves = [
-            v if k == FIXED else _forward(k, x, lo, hi, xp)
-            for k, x, v, lo, hi in zip(self.kinds, self._split(u, dyn.values), dyn.values, dyn.lows, dyn.highs)
-        ]
+        leaves = []
+        for i, (k, x, v, lo, hi) in enumerate(zip(self.kinds, self._split(u, dyn.values), dyn.values, dyn.lows,
+                                                  dyn.highs)):
+            c = self._unit(i)
+            if k == FIXED:
+                leaves.append(v)
+            else:
+                leaves.append(_forward(k, x, lo, hi, xp) if c == 1.0 else _forward(k, x, lo / c, hi / c, xp) * c)
         return self.unflatten_leaves(leaves)
 
     def transform_derivatives(self, u, dyn: ParamValues, xp=jnp):
         """Flat first and second derivatives of the natural free parameters in the
         unconstrained ones (every transform is elementwise)."""
         d1, d2 = [], []
-        for k, x, lo, hi in zip(self.kinds, self._split(u), dyn.lows, dyn.highs):
-            a, b = _forward_derivatives(k, x, lo, hi, xp) if k != FIXED else (None, None)
+        for i, (k, x, lo, hi) in enumerate(zip(self.kinds, self._split(u), dyn.lows, dyn.highs)):
+            c = self._unit(i)
+            if k == FIXED:
+                a = b = None
+            elif c == 1.0:
+                a, b = _forward_derivatives(k, x, lo, hi, xp)
+            else:
+                a, b = (d * c for d in _forward_derivatives(k, x, lo / c, hi / c, xp))
             d1.append(a)
             d2.append(b)
         return self._flatten(d1, xp), self._flatten(d2, xp)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._constraints import parametrize
 from ._diagnose import nonfinite_note, with_nonfinite_diagnosis
-from ._hessfree import FREE_COV, free_cov, refuse_dense, stderr_for as cg_stderr_for
+from ._hessfree import FREE_COV, free_cov, refuse_dense, stderr_for as cg_stderr_for, stderr_tree
 from ._inference import (
     COV_TYPES,
     analyse_information,
@@ -741,8 +741,7 @@ def with_stderr_for(res: FitResult, which) -> FitResult:
     se = np.full(res.nparams, np.nan, np.dtype(jnp.result_type(res.loglik)))
     if int(res.status) == Status.SUCCESS:  # as for dense ones: only a successful fit's
         se[[res.names.index(n) for n in got]] = list(got.values())
-    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
-    return dataclasses.replace(res, stderr=res._spec.from_natural_flat(jnp.asarray(se), nan_dyn))
+    return dataclasses.replace(res, stderr=stderr_tree(res, se))
 
 
 # ``starts=`` runs fit_batch's compiled engine (mlejax.backends), which is built on this

@@ -12,7 +12,8 @@ CG needs ``I`` positive definite (a maximum). A direction of non-positive curvat
 met along the way (a saddle, a flat direction) stops the solve and gives NaN, with
 ``indefinite`` set; a solve that does not reach its tolerance gives NaN with
 ``converged`` False. Nothing is an approximation: at convergence the numbers are
-those of the dense computation.
+those of the dense computation. (Diagonal and Lanczos approximations, labelled as
+such, are in :mod:`mlejax._hessapprox`.)
 """
 
 from __future__ import annotations
@@ -113,13 +114,33 @@ def _indices(res, which) -> list[int]:
     return out
 
 
-def _solve(res, rhs, data, tol, maxiter):
+def model_data(res, data):
+    """``(loglik, spec, data)`` for Hessian-vector products at the fit: its own data
+    unless ``data`` is given. Refuses a result without its model, and streamed data
+    (a chunk source has no in-memory arrays to differentiate through)."""
     if res._spec is None or res._loglik is None:
         raise ValueError("this result does not carry its model (log-likelihood and data) for Hessian-free inference.")
     data = res._data if data is None else data
+    if getattr(data, "streamed", False):
+        raise ValueError(
+            "this fit's data are streamed (an mj.stream source): Hessian-vector products need the data in "
+            "memory. Pass data= (arrays, or a subset that fits) or use the fit's dense inference (cov='observed')."
+        )
+    return res._loglik, res._spec, data
+
+
+def stderr_tree(res, flat):
+    """Standard errors of the free parameters ``flat`` (order of ``names``) as a
+    pytree like ``params``, NaN for fixed leaves."""
+    nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
+    return res._spec.from_natural_flat(jnp.asarray(flat), nan_dyn)
+
+
+def _solve(res, rhs, data, tol, maxiter):
+    loglik, spec, data = model_data(res, data)
     maxiter = 10 * res.nparams if maxiter is None else int(maxiter)
     return solve_information(jnp.asarray(rhs), res._phi(), res._dyn, data, jnp.asarray(tol, rhs.dtype),
-                             jnp.asarray(maxiter), loglik=res._loglik, spec=res._spec)
+                             jnp.asarray(maxiter), loglik=loglik, spec=spec)
 
 
 def stderr_for(res, which, *, data=None, tol=CG_TOL, maxiter=None) -> dict:

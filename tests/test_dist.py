@@ -4,6 +4,7 @@ textbook (inverse expected information) standard errors."""
 import math
 import warnings
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.stats as st_jax
 import numpy as np
@@ -375,6 +376,37 @@ def test_fit_dist_normal_at_extreme_scale_is_the_closed_form(scale):
     np.testing.assert_allclose(float(r.loglik), ll, rtol=1e-10)
     lo, hi = r.conf_int()["sigma"]
     np.testing.assert_allclose([lo, hi], sd + np.array([-1, 1]) * 1.959963984540054 * sd / np.sqrt(2 * n), rtol=1e-10)
+
+
+@pytest.mark.parametrize("scale", EXTREME)
+def test_profile_and_bootstrap_at_extreme_scale(scale):
+    """Profile intervals and the bootstrap of a fit on rescaled data work in the rescaled
+    problem's coordinates (before: at 1e150 the profile interval of mu was (-inf, inf)
+    without a warning, at 1e-150 a zero-width interval, and every bootstrap refit was
+    NONFINITE_START). Oracle: the Normal profile deviances in closed form,
+    n log(1 + (m - mu)^2 / sd^2) for mu and 2 n (log(sigma / sd) + sd^2 / (2 sigma^2) - 1/2)
+    for sigma, solved with scipy; the bootstrap replicates are the unit-scale ones
+    times the scale (MLE equivariance, the same resamples)."""
+    rng = np.random.default_rng(3)
+    z, w = rng.normal(2.0, 3.0, 50), rng.integers(1, 4, 50).astype(float)
+    n, crit = w.sum(), st.chi2.ppf(0.95, 1)
+    m = np.sum(w * z) / n
+    sd = np.sqrt(np.sum(w * (z - m) ** 2) / n)
+    half = sd * np.sqrt(np.expm1(crit / n))
+    dev = lambda s: 2 * n * (np.log(s / sd) + sd**2 / (2 * s**2) - 0.5) - crit  # noqa: E731
+    s_lo, s_hi = so.brentq(dev, 0.2 * sd, sd, xtol=1e-14), so.brentq(dev, sd, 5 * sd, xtol=1e-14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = mj.fit_dist(mj.dist.Normal(), z * scale, weights=w)
+        ci = r.conf_int(method="profile")
+    np.testing.assert_allclose(np.array(ci["mu"]) / scale, [m - half, m + half], rtol=1e-8)
+    np.testing.assert_allclose(np.array(ci["sigma"]) / scale, [s_lo, s_hi], rtol=1e-8)
+    x = np.random.default_rng(5).normal(2.0, 3.0, 50)
+    key = jax.random.key(0)
+    unit = mj.bootstrap(mj.fit_dist(mj.dist.Normal(), x), key, 20).replicates
+    big = mj.bootstrap(mj.fit_dist(mj.dist.Normal(), x * scale), key, 20).replicates
+    for k in ("mu", "sigma"):
+        np.testing.assert_allclose(np.asarray(big[k]) / scale, np.asarray(unit[k]), rtol=1e-9)
 
 
 @pytest.mark.parametrize("scale", EXTREME)

@@ -89,11 +89,15 @@ def unscale_result(res, family, base, e: int, n_values: float):
     if null is not None:
         v = np.asarray(null) / d
         null = jnp.asarray(v / np.linalg.norm(v), jnp.result_type(res.null_vector))
-    leaves = res._spec.treedef.flatten_up_to(f_tree)
-    dyn = res._dyn._replace(values=tuple(v * jnp.asarray(f, jnp.result_type(v)) for v, f in zip(res._dyn.values, leaves)))
-    x = res._spec.to_unconstrained(dyn._replace(values=tuple(res._spec.treedef.flatten_up_to(params))))
+    # The result keeps the rescaled problem's unconstrained coordinates ``x`` and reads
+    # them in the data's units through the spec's power-of-two units: profiles, refits
+    # and bootstraps then iterate on numbers of order one, not on 1e150.
+    spec = res._spec
+    units = tuple(e * family.scaling[name] for name in spec.leaf_names)
+    dyn = res._dyn._replace(values=tuple(v * jnp.asarray(np.ldexp(1.0, u), jnp.result_type(v))
+                                         for v, u in zip(res._dyn.values, units)))
     return dataclasses.replace(
         res, params=params, stderr=stderr, cov=cov, information=info, null_vector=null, _dyn=dyn,
-        x=jnp.asarray(x, res.x.dtype), loglik=res.loglik - n_values * e * math.log(2.0),
+        _spec=dataclasses.replace(spec, units=units), loglik=res.loglik - n_values * e * math.log(2.0),
         _loglik=rescaled_loglik(base, family, e),
     )
