@@ -363,7 +363,7 @@ _core_jit = model_jit(
 # -- the host-driven fit: compile the model, not the machinery ------------------------------
 
 
-def _kernel(x, dyn, data, *, loglik, spec, order):
+def _kernel(x, dyn, data, *, loglik, spec, order, gradient_only=None):
     """The model's derivative kernel: ``-loglik`` on the unconstrained scale at ``x``
     with its gradient (and Hessian, order 2), packed in one flat vector (one transfer
     to the host). Data and values are arguments: new data, starts or bounds of the
@@ -374,35 +374,21 @@ def _kernel(x, dyn, data, *, loglik, spec, order):
         _check_output(out, loglik)
         return -out
 
-    d = derivatives(fn, x, order)
+    d = derivatives(fn, x, order, gradient_only)
     return jnp.concatenate([jnp.ravel(a) for a in d if a is not None])
 
 
-def _host_kernel(points, gradients_only, dyn, data, *, loglik, spec, order):
-    """The host-driven fit's one compiled program: :func:`_kernel` at ``points[0]``, or,
-    when ``gradients_only`` (a run-time flag), the gradients of ``-loglik`` at both rows
-    of ``points`` (zero-padded to the same length). The checks after a fit (the
-    smoothness check's finite differences) then cost one gradient per point, not one
-    Hessian, without a second program to compile on a model's first fit."""
-    k = points.shape[-1]
-    size = max(1 + k + (k * k if order > 1 else 0), 2 * k)
-
-    def padded(flat):
-        return jnp.concatenate([flat, jnp.zeros(size - flat.shape[0], flat.dtype)])
-
-    def full(p):
-        return padded(_kernel(p[0], dyn, data, loglik=loglik, spec=spec, order=order))
-
-    def grads(p):
-        grad = jax.grad(lambda u: -loglik(spec.to_natural(u, dyn), data))
-        return padded(jnp.ravel(jax.vmap(grad)(p)))
-
-    return jax.lax.cond(gradients_only, grads, full, points)
+def _host_kernel(x, gradient_only, dyn, data, *, loglik, spec, order):
+    """The host-driven fit's one compiled program: :func:`_kernel`, whose Hessian is
+    skipped at run time when ``gradient_only`` (zeros): the checks after a fit (the
+    smoothness check's finite differences of gradients) then cost a gradient per point,
+    not a Hessian, without a second program to compile on a model's first fit."""
+    return _kernel(x, dyn, data, loglik=loglik, spec=spec, order=order, gradient_only=gradient_only)
 
 
 def _unpack(flat, k, order) -> Derivs:
     g = flat[1 : k + 1]
-    return Derivs(flat[0], g, flat[k + 1 : k + 1 + k * k].reshape(k, k) if order > 1 else None)
+    return Derivs(flat[0], g, flat[k + 1 :].reshape(k, k) if order > 1 else None)
 
 
 def _natural_hessian(phi, dyn, data, *, loglik, spec):
@@ -458,11 +444,10 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         first.clear()
         if hit:
             return derivs
-        return _unpack(call(np.stack([x, x]), False, order), k, order)
+        return _unpack(call(x, False, order), k, order)
 
-    def call(points, gradients_only, order):
-        return np.asarray(_kernel_jit(points, gradients_only, dyn, data, loglik=loglik, spec=spec, order=order),
-                          dtype)
+    def call(x, gradient_only, order):
+        return np.asarray(_kernel_jit(x, gradient_only, dyn, data, loglik=loglik, spec=spec, order=order), dtype)
 
     with np.errstate(all="ignore"):
         x0 = spec.to_unconstrained(dyn_np, np)
@@ -501,11 +486,8 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
     order = max(solver.order, 1)
 
-    def gradients(points):  # two at a time, by the gradient branch of the one program
-        points = np.asarray(points, dtype)
-        pairs = np.concatenate([points, points[-1:]]) if len(points) % 2 else points
-        g = [call(pairs[i : i + 2], True, order)[: 2 * k].reshape(2, k) for i in range(0, len(pairs), 2)]
-        return -np.concatenate(g)[: len(points)]
+    def gradients(points):  # by the same program, its Hessian skipped
+        return -np.stack([call(np.asarray(u, dtype), True, order)[1 : k + 1] for u in points])
 
     return out, finite_leaves, gradients
 
