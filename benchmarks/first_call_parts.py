@@ -5,8 +5,9 @@ time of the process, all threads, which a shared machine disturbs less than wall
 
   batch parts   the one program of a first ``mj.fit_batch`` (gamma, B=2,000, n=200)
                 against the hand-written jitted vmap Newton compiled in the same process:
-                trace / lower / compile of each, and the optimised program's fused kernels
-                and instructions. Experiments (internals patched, results not used):
+                trace / lower / compile of each, the optimised program's fused kernels
+                and instructions, and how often the model's special functions (lgamma
+                and its derivatives digamma, polygamma) occur in the lowered program. Experiments (internals patched, results not used):
                 ``noconclude`` drops the conclusion (information, covariance, flags),
                 ``plainstep`` replaces Newton's proposal by a plain solve.
   second parts  a second new model (probit, n=5,000, k=4, after a first logit fit):
@@ -44,6 +45,11 @@ def _tlc(f, *args, **static):
     c.append(time.process_time())
     txt = compiled.as_text()
     size = f"{len(re.findall(r' fusion[(]', txt))} kernels, {len(re.findall(r'^[ ]+[^ ]+ = ', txt, re.M))} instructions"
+    # instances of the model in the program: its special functions (value, gradient, Hessian of lgamma)
+    lowered_text = lowered.as_text()
+    special = "/".join(str(lowered_text.count(f"chlo.{op}")) for op in ("lgamma", "digamma", "polygamma"))
+    if special != "0/0/0":
+        size += f", lgamma/digamma/polygamma {special}"
     return c[1] - c[0], c[2] - c[1], size, compiled
 
 

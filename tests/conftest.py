@@ -1,7 +1,11 @@
 """Test session set-up: float64 for inference, once for the whole session; compiled
-programs released before a worker nears Linux's cap on memory maps."""
+programs released before a worker nears Linux's cap on memory maps; module-level
+random generators rewound before every test, so a test's data never depend on which
+tests ran before it in the same worker (pytest-xdist distributes them differently
+from run to run)."""
 
 import jax
+import numpy as np
 import pytest
 
 from mlejax._jit import MAX_MAP_COUNT, clear_caches, map_count
@@ -19,3 +23,20 @@ def _release_compiled_programs():
     n = map_count()
     if n is not None and n > MAP_HEADROOM * MAX_MAP_COUNT:
         clear_caches()
+
+
+_RNG_STATES: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _rewind_module_generators(request):
+    """Every ``np.random.Generator`` at module level of the test's module starts each
+    test from the state it had after the module was imported."""
+    module = getattr(request.node, "module", None)
+    for name, value in vars(module).items() if module is not None else ():
+        if isinstance(value, np.random.Generator):
+            key = (module.__name__, name)
+            if key not in _RNG_STATES:
+                _RNG_STATES[key] = value.bit_generator.state
+            value.bit_generator.state = _RNG_STATES[key]
+    yield

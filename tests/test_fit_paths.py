@@ -9,6 +9,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from problems import BY_NAME, PROBLEMS
 
@@ -16,7 +17,15 @@ import mlejax as mj
 from mlejax import _fit
 from mlejax._constraints import parametrize
 from mlejax._observations import observations
-from mlejax.solvers import LevenbergMarquardt, Newton, Solver, Step, make_solver, secant_decrement
+from mlejax.solvers import (
+    LevenbergMarquardt,
+    Newton,
+    ProposeAccept,
+    Solver,
+    Step,
+    make_solver,
+    secant_decrement,
+)
 
 FIELDS = ("params", "stderr", "cov", "information", "loglik", "condition_number", "x",
           "null_vector")
@@ -228,6 +237,57 @@ def test_a_user_written_solver_runs_through_fit():
                                       method=GradientAscent()))(p.data)
     assert int(jitted.n_iter) == int(res.n_iter)
     np.testing.assert_allclose(jitted.params["mu"], res.params["mu"], rtol=1e-12)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProposedAscent(ProposeAccept, GradientAscent):
+    """The same gradient ascent in the one-evaluation form: ``init`` and ``step`` come
+    from ``start``, ``propose`` and ``update`` (ProposeAccept's, first in the MRO)."""
+
+    name = "proposed-ascent"
+
+    def start(self, xp, x, d, tol):
+        return Step(x, d.f, d.g, None, mj.Status.RUNNING)
+
+    def propose(self, obj, x, f, g, state, tol):
+        return x - self.rate * g, None
+
+    def update(self, xp, x, f, g, state, tol, plan, x_new, d):
+        done = secant_decrement(xp, x_new - x, d.g - g, d.g) <= tol
+        return Step(x_new, d.f, d.g, None, xp.where(done, int(mj.Status.SUCCESS), int(mj.Status.RUNNING)))
+
+
+def test_a_one_evaluation_solver_takes_the_same_steps_both_ways():
+    """Host-driven (init/step from start/propose/update) and compiled (the start
+    evaluated in the loop's first iteration): the same iterations as the classic form."""
+    assert ProposedAscent.step is ProposeAccept.step and ProposedAscent.init is ProposeAccept.init
+    p = BY_NAME["normal"]
+    est, _ = p.oracle()
+    init = {"mu": 4.0, "sigma": 1.5}
+    classic = mj.fit(p.loglik, init, p.data, method=GradientAscent())
+    host = mj.fit(p.loglik, init, p.data, method=ProposedAscent())
+    jitted = jax.jit(lambda d: mj.fit(p.loglik, init, d, method=ProposedAscent()))(p.data)
+    assert host.converged and int(host.n_iter) == int(classic.n_iter) == int(jitted.n_iter)
+    np.testing.assert_allclose([host.params["mu"], host.params["sigma"]], est, rtol=1e-9)
+    np.testing.assert_allclose(jitted.params["mu"], host.params["mu"], rtol=1e-12)
+    stopped = jax.jit(lambda d: mj.fit(p.loglik, init, d, method=ProposedAscent(), maxiter=0))(p.data)
+    assert int(stopped.n_iter) == 0 and int(stopped.status) == mj.Status.MAX_ITER
+    np.testing.assert_allclose(stopped.params["mu"], 4.0)
+
+
+def _gamma_log_scale(u, x):  # gammaln marks the model's evaluations in the program
+    a, b = jnp.exp(u[0]), jnp.exp(u[1])
+    return x.shape[0] * (a * jnp.log(b) - jax.scipy.special.gammaln(a)) + (a - 1.0) * jnp.sum(jnp.log(x)) - b * jnp.sum(x)
+
+
+@pytest.mark.parametrize("method, cov", [("newton", "observed"), ("trust-region", "observed"), ("adam", None)])
+def test_compiled_fit_evaluates_the_model_at_one_place(method, cov):
+    """The start is evaluated in the loop's first iteration: the model (its value, gradient
+    and Hessian) appears once in the compiled program, not once more before the loop."""
+    x = np.random.default_rng(1).gamma(2.5, 1 / 1.5, size=50)
+    solver = optax.adam(1e-2) if method == "adam" else method
+    jaxpr = jax.make_jaxpr(lambda d: mj.fit(_gamma_log_scale, jnp.zeros(2), d, method=solver, cov=cov))(x)
+    assert str(jaxpr).count("lgamma") == 1
 
 
 def test_builtins_are_solver_instances():

@@ -11,6 +11,7 @@ from ._base import (
     Derivs as Derivs,
     HostObjective as HostObjective,
     Objective as Objective,
+    ProposeAccept as ProposeAccept,
     Solver as Solver,
     Step as Step,
     secant_decrement as secant_decrement,

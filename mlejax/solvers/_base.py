@@ -129,9 +129,12 @@ class Solver(abc.ABC):
     fit's cache.
 
     The driver calls ``init`` once and ``step`` until the returned ``code`` is not
-    ``Status.RUNNING`` or ``maxiter`` steps were taken. A step that cannot improve
-    must return the old point with a code saying why (``PRECISION_LOSS``,
-    ``NONFINITE``, ``UNBOUNDED``). Convergence (``SUCCESS``) should be judged by a
+    ``Status.RUNNING`` or ``maxiter`` steps were taken. A solver that evaluates the
+    model once per step, at the point it proposes, can subclass :class:`ProposeAccept`
+    instead (``start``, ``propose``, ``update``): its compiled loop then holds one
+    instance of the model's derivatives, not two (the built-in Newton, trust-region
+    and optax solvers do). A step that cannot improve must return the old point with
+    a code saying why (``PRECISION_LOSS``, ``NONFINITE``, ``UNBOUNDED``). Convergence (``SUCCESS``) should be judged by a
     test that does not change when a constant is added to the log-likelihood or a
     parameter is rescaled: :func:`secant_decrement` gives one for any solver, and
     Newton uses its exact decrement ``g' H^-1 g``. ``tol`` is a threshold on such a
@@ -178,6 +181,63 @@ class Solver(abc.ABC):
     def hessian(self, state):
         """The Hessian of ``f`` at the current point if the state keeps it, else None."""
         return None
+
+
+def evaluate(obj, x, order: int) -> Derivs:
+    """``f`` at ``x`` with its gradient (and Hessian, order 2): one evaluation of the model."""
+    return Derivs(*(obj.value_grad_hess(x) if order > 1 else obj.value_and_grad(x)))
+
+
+class ProposeAccept(Solver):
+    """A solver whose every iteration evaluates the model once, at the point it proposes.
+
+    Implement :meth:`start`, :meth:`propose` and :meth:`update` instead of ``init`` and
+    ``step`` (which this class defines from them). Knowing where the one evaluation is,
+    the compiled driver loop makes the start's evaluation the loop's first iteration:
+    the model's derivatives then appear once in the compiled program, not twice (the
+    start and the loop body). Driven on the host (``host = True``), ``init`` and ``step``
+    run as they are defined here: the same steps either way.
+
+    Examples:
+        >>> import dataclasses, jax, jax.numpy as jnp, mlejax as mj
+        >>> from mlejax.solvers import ProposeAccept, Step, secant_decrement
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Ascent(ProposeAccept):
+        ...     rate: float = 0.1
+        ...     name = "ascent"
+        ...     host = True
+        ...     def start(self, xp, x, d, tol):
+        ...         return Step(x, d.f, d.g, None, mj.Status.RUNNING)
+        ...     def propose(self, obj, x, f, g, state, tol):
+        ...         return x - self.rate * g, None
+        ...     def update(self, xp, x, f, g, state, tol, plan, x_new, d):
+        ...         done = secant_decrement(xp, x_new - x, d.g - g, d.g) <= tol
+        ...         code = xp.where(done, int(mj.Status.SUCCESS), int(mj.Status.RUNNING))
+        ...         return Step(x_new, d.f, d.g, None, code)
+        >>> ll = lambda p, x: -jnp.sum((x - p) ** 2)
+        >>> res = jax.jit(lambda x: mj.fit(ll, 0.0, x, method=Ascent(), maxiter=500))(jnp.arange(3.0))
+        >>> round(float(res.params), 4), int(res.n_iter) == int(mj.fit(ll, 0.0, jnp.arange(3.0), method=Ascent()).n_iter)
+        (1.0, True)
+    """
+
+    @abc.abstractmethod
+    def start(self, xp, x, d: Derivs, tol) -> Step:
+        """The :class:`Step` at the start ``x`` from its derivatives ``d`` (evaluates nothing)."""
+
+    @abc.abstractmethod
+    def propose(self, obj, x, f, g, state, tol):
+        """``(trial point, plan)``: where to evaluate next, and what :meth:`update` needs."""
+
+    @abc.abstractmethod
+    def update(self, xp, x, f, g, state, tol, plan, x_new, d: Derivs) -> Step:
+        """The :class:`Step` once the trial point ``x_new``'s derivatives ``d`` are known."""
+
+    def init(self, obj, x, tol):
+        return self.start(obj.xp, x, evaluate(obj, x, self.order), tol)
+
+    def step(self, obj, x, f, g, state, tol):
+        x_new, plan = self.propose(obj, x, f, g, state, tol)
+        return self.update(obj.xp, x, f, g, state, tol, plan, x_new, evaluate(obj, x_new, self.order))
 
 
 def secant_decrement(xp, s, y, g):

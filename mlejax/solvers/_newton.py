@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from .._linalg import eigh
 from .._status import Status
-from ._base import RUNNING, Solver, Step, code_for_rejected, finite, flat_but_better
+from ._base import RUNNING, ProposeAccept, Step, code_for_rejected, finite, flat_but_better
 
 
 class NewtonState(NamedTuple):
@@ -112,9 +112,10 @@ class Trial(NamedTuple):
     rel_step: Any  # the largest step relative to max(|x|, 1)
 
 
-class SecondOrder(Solver):
+class SecondOrder(ProposeAccept):
     """What Newton and the trust-region Newton share: exact Hessians, host-capable, the
-    Hessian kept in the state (``state.hess``), and the acceptance test of a step."""
+    Hessian kept in the state (``state.hess``), one evaluation (f, g, H) per step at the
+    proposed point, and the acceptance test of a step."""
 
     accept: float  # the least gain ratio accepted (a dataclass field of each solver)
     default_tol = 1e-10
@@ -124,13 +125,11 @@ class SecondOrder(Solver):
     def hessian(self, state):
         return state.hess
 
-    def trial(self, obj, x, f, g, prop: NewtonProposal) -> Trial:
-        """Evaluate ``x + prop.p``; accepted only if finite and the log-likelihood rises
-        by at least ``accept`` times the predicted gain (a negligible step, which can
-        only improve f up to rounding noise, is taken)."""
-        xp = obj.xp
-        x_new = x + prop.p
-        f_new, g_new, h_new = obj.value_grad_hess(x_new)
+    def trial(self, xp, x, f, g, prop: NewtonProposal, x_new, d) -> Trial:
+        """The trial ``x_new = x + prop.p`` with its derivatives ``d``; accepted only if
+        finite and the log-likelihood rises by at least ``accept`` times the predicted gain
+        (a negligible step, which can only improve f up to rounding noise, is taken)."""
+        f_new, g_new, h_new = d
         rho = (f - f_new) / xp.where(prop.predicted > 0, prop.predicted, xp.inf)
         ok = finite(xp, f_new, g_new, h_new) & (
             (rho > self.accept) | flat_but_better(xp, f, g, f_new, g_new) | prop.negligible
@@ -138,10 +137,10 @@ class SecondOrder(Solver):
         rel_step = xp.max(xp.abs(prop.p) / xp.maximum(xp.abs(x), 1.0), initial=0.0)
         return Trial(x_new, f_new, g_new, h_new, rho, ok, rel_step)
 
-    def finish(self, obj, x, f, g, hess, t: Trial, stalled, prop):
+    def finish(self, xp, x, f, g, hess, t: Trial, stalled, prop):
         """The status and the point after a trial: ``(code, x, f, g, hess)``."""
-        code = second_order_code(obj.xp, t.ok, stalled, prop, t.f, t.g, t.h)
-        return (code, *pick_step(obj.xp, t.ok, (t.x, t.f, t.g, t.h), (x, f, g, hess)))
+        code = second_order_code(xp, t.ok, stalled, prop, t.f, t.g, t.h)
+        return (code, *pick_step(xp, t.ok, (t.x, t.f, t.g, t.h), (x, f, g, hess)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,18 +165,20 @@ class Newton(SecondOrder):
     name = "newton"
     default_maxiter = 200
 
-    def init(self, obj, x, tol):
-        f, g, h = obj.value_grad_hess(x)
-        zero = obj.xp.zeros((), x.dtype)
-        return Step(x, f, g, NewtonState(h, zero, zero + 2.0), RUNNING)
+    def start(self, xp, x, d, tol):
+        zero = xp.zeros((), x.dtype)
+        return Step(x, d.f, d.g, NewtonState(d.h, zero, zero + 2.0), RUNNING)
 
-    def step(self, obj, x, f, g, state, tol):
-        eps = obj.xp.finfo(x.dtype).eps
+    def propose(self, obj, x, f, g, state, tol):
         prop = newton_proposal(obj.xp, x, g, state.hess, state.lam, tol)
-        t = self.trial(obj, x, f, g, prop)
-        lam, nu = nielsen_update(obj.xp, t.ok, t.rho, state.lam, state.nu)
+        return x + prop.p, prop
+
+    def update(self, xp, x, f, g, state, tol, prop, x_new, d):
+        eps = xp.finfo(x.dtype).eps
+        t = self.trial(xp, x, f, g, prop, x_new, d)
+        lam, nu = nielsen_update(xp, t.ok, t.rho, state.lam, state.nu)
         stalled = ~t.ok & ((lam > 1e16) | (t.rel_step < eps))
-        code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
+        code, x, f, g, h = self.finish(xp, x, f, g, state.hess, t, stalled, prop)
         return Step(x, f, g, NewtonState(h, lam, nu), code)
 
 

@@ -19,6 +19,7 @@ from .._status import Status
 from ._base import (
     RUNNING,
     Objective as Objective,
+    ProposeAccept,
     Solver,
     Step,
     code_for_rejected,
@@ -73,7 +74,7 @@ class LBFGS(Solver):
 
 
 @dataclasses.dataclass(frozen=True)
-class OptaxAscent(Solver):
+class OptaxAscent(ProposeAccept):
     """Gradient ascent on the log-likelihood with any ``optax.GradientTransformation``.
 
     The transformation is applied to the gradient of ``-loglik`` (optax minimises),
@@ -87,17 +88,18 @@ class OptaxAscent(Solver):
     default_tol = 1e-12
     default_maxiter = 10_000
 
-    def init(self, obj, x, tol):
-        f, g = obj.value_and_grad(x)
-        return Step(x, f, g, self.tx.init(x), RUNNING)
+    def start(self, xp, x, d, tol):
+        return Step(x, d.f, d.g, self.tx.init(x), RUNNING)
 
-    def step(self, obj, x, f, g, state, tol):
+    def propose(self, obj, x, f, g, state, tol):
         if isinstance(self.tx, optax.GradientTransformationExtraArgs):
             updates, state_new = self.tx.update(g, state, x, value=f, grad=g, value_fn=obj.value)
         else:
             updates, state_new = self.tx.update(g, state, x)
-        x_new = x + updates
-        f_new, g_new = obj.value_and_grad(x_new)
+        return x + updates, state_new
+
+    def update(self, xp, x, f, g, state, tol, state_new, x_new, d):
+        f_new, g_new = d.f, d.g
         ok = finite(jnp, f_new, g_new)
         code = jnp.where(
             ok, RUNNING, jnp.where(f_new == -jnp.inf, int(Status.UNBOUNDED), int(Status.NONFINITE))

@@ -166,26 +166,28 @@ class TrustRegion(SecondOrder):
     name = "trust-region"
     default_maxiter = 3000
 
-    def init(self, obj, x, tol):
-        f, g, h = obj.value_grad_hess(x)
-        xp = obj.xp
+    def start(self, xp, x, d, tol):
+        f, g, h = d
         start = Point(x, f, g, h)
         scale = jacobi_scale(xp, h)
         state = TrustState(h, first_radius(xp, g, h, scale), scale, xp.zeros((), bool), start, start)
         return Step(x, f, g, state, RUNNING)
 
-    def step(self, obj, x, f, g, state, tol):
-        xp = obj.xp
+    def propose(self, obj, x, f, g, state, tol):
+        prop, qn, flat = trust_proposal(obj.xp, x, g, state.hess, state.radius, state.scale, tol)
+        return x + prop.p, (prop, qn, flat)
+
+    def update(self, xp, x, f, g, state, tol, plan, x_new, d):
+        prop, qn, flat = plan
         radius = state.radius
-        prop, qn, flat = trust_proposal(xp, x, g, state.hess, radius, state.scale, tol)
-        t = self.trial(obj, x, f, g, prop)
+        t = self.trial(xp, x, f, g, prop, x_new, d)
         good = t.ok & (t.rho > 0.75) & (qn >= 0.99 * radius)
         poor = ~t.ok | (t.rho < 0.25)
         qn = xp.where(xp.isfinite(qn), qn, radius)  # a NaN step (NaN Hessian) shrinks it too
         radius = xp.where(poor, 0.25 * xp.minimum(radius, qn), xp.where(good, 2.0 * radius, radius))
         # Out of step lengths: the step is lost in rounding, or the radius collapsed.
         stalled = ~t.ok & ((t.rel_step < xp.finfo(x.dtype).eps) | (radius < 1e-30))
-        code, x, f, g, h = self.finish(obj, x, f, g, state.hess, t, stalled, prop)
+        code, x, f, g, h = self.finish(xp, x, f, g, state.hess, t, stalled, prop)
         grow = t.ok & ~state.second
         scale = xp.where(grow, xp.maximum(state.scale, jacobi_scale(xp, h)), state.scale)
         return self.second_pass(xp, Step(x, f, g, state._replace(hess=h, radius=radius, scale=scale), code), flat)
