@@ -3,7 +3,6 @@ and the compiled fit (the whole loop in one program, what runs under jit/vmap) g
 same answers; the solver protocol is open; convergence is scale-free."""
 
 import dataclasses
-import logging
 import warnings
 
 import jax
@@ -12,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 from problems import BY_NAME, PROBLEMS
+from test_batch_compile import _compiled
 
 import mlejax as mj
 from mlejax import _fit
@@ -154,15 +154,6 @@ def test_a_new_start_or_data_recompiles_nothing():
     res = mj.fit(ll, {"mu": 2.0, "sigma": mj.Positive(3.0)}, rng.normal(size=50), tol=1e-9)
     assert res.converged
     assert len(traces) == n and _fit._kernel_jit._cache_size() == size
-
-
-def _compiled(caplog, fn):
-    """Run ``fn`` and return the names of the programs XLA compiled meanwhile."""
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="jax"), jax.log_compiles(True):
-        out = fn()
-    return out, [r.getMessage().split("Finished XLA compilation of ")[1].split(" in ")[0]
-                 for r in caplog.records if "Finished XLA compilation of" in r.getMessage()]
 
 
 def test_a_first_fit_and_its_checks_compile_one_program(caplog):

@@ -61,8 +61,9 @@ def derivatives(fn, x, order: int, gradient_only=None) -> Derivs:
     ``gradient_only``: a traced boolean deciding at run time whether the Hessian is
     computed (zeros where it is not). The value and gradient are linearised once and
     the Hessian's k forward passes sit in a branch, so one compiled program serves
-    both the solver and the checks that need only gradients (the same numbers as
-    without it; only the model's forward and reverse passes are compiled once)."""
+    both the solver and the checks that need only gradients, with the model's forward
+    and reverse passes compiled once, not once per branch (the Hessian equals the
+    ``jacfwd`` one to rounding)."""
     if order < 2:
         f, g = jax.value_and_grad(fn)(x)
         return Derivs(f, g)
