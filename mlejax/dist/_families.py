@@ -27,6 +27,7 @@ log-likelihood is ``sum(w * logpdf)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, ClassVar
 
@@ -885,6 +886,33 @@ def _family_loglik(family: Family):
     return loglik
 
 
+def _mle_or_start(family, x, w):
+    """``(closed, start)``: the family's closed-form MLE (None without one) and the
+    fit's start (the closed form where there is one)."""
+    closed = family.mle(x, w)
+    return closed, (closed if closed is not None else family.start(x, w))
+
+
+@cached
+def _start_program(family: Family):
+    """:func:`_mle_or_start` compiled as one program per family (run eagerly, each of
+    its array operations would compile a small program of its own on a first call)."""
+    return jax.jit(functools.partial(_mle_or_start, family))
+
+
+_HOST_ONLY = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+              jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+
+
+def _closed_form_or_start(family, x, w):
+    """:func:`_mle_or_start`, compiled where the family's code can be traced (a user's
+    family whose ``start`` needs concrete values runs eagerly)."""
+    try:
+        return _start_program(family)(x, w)
+    except (TypeError, *_HOST_ONLY):  # TypeError: a family that cannot be hashed
+        return _mle_or_start(family, x, w)
+
+
 def _as_family(family) -> Family:
     if isinstance(family, type) and issubclass(family, Family):
         family = family()
@@ -955,14 +983,14 @@ def fit_dist(family, x, weights=None, *, cov="observed", method="newton", maxite
     e = None if log_prior is not None else data_scale(family, x, dtype)  # a prior is in x's units
     if e is None:
         _check_magnitude(family, x, dtype)
-    xj = family.prepare(jnp.asarray(x if e is None else scale_data(x, e), dtype))
-    wj = jnp.ones(n, dtype) if w is None else jnp.asarray(w, dtype)
-    closed = family.mle(xj, wj)
+    # converted on the host: jnp's conversions would each compile a program on a first call
+    xj = family.prepare(jnp.asarray(np.asarray(x if e is None else scale_data(x, e), dtype)))
+    wj = jnp.asarray(np.ones(n, dtype) if w is None else np.asarray(w, dtype))
+    closed, start = _closed_form_or_start(family, xj, wj)
     expected = cov == "expected" or (family.information == "expected" and log_prior is None)
     if expected and cov not in ("observed", "expected"):
         raise ValueError(f"cov={cov!r}: {type(family).__name__} gives expected-information "
                          "standard errors only; use cov='expected'.")
-    start = closed if closed is not None else family.start(xj, wj)
     _check_start(family, start)
     kw = dict(method=method, maxiter=maxiter, tol=tol, nobs=n)
     if expected and family.information == "expected":
