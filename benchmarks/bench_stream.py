@@ -112,7 +112,7 @@ def subset(d, rows, chunk):
     x = jax.numpy.asarray(np.asarray(mem.x))
     ll = mj._fit.wrap_loglik(loglik)
     passes = {
-        "memory": lambda: _kernel_jit(x, dyn, dd, loglik=ll, spec=spec, order=2).block_until_ready(),
+        "memory": lambda: _kernel_jit(x, False, dyn, dd, loglik=ll, spec=spec, order=2).block_until_ready(),
         "stream": lambda: full_pass(src, x, jax.device_put(dyn), loglik=ll, spec=spec, order=2),
     }
     best = {k: np.inf for k in passes}

@@ -136,8 +136,8 @@ def second_part(part):
         f, args = jax.jit(jax.hessian(negll)), (b0, d)
     else:
         spec, dyn = parametrize(b0)
-        f = jax.jit(functools.partial(_fit._kernel, loglik=B.probit_ll, spec=spec, order=2))
-        args = (np.zeros(4), jax.device_put(dyn), d)
+        f = jax.jit(functools.partial(_fit._host_kernel, loglik=B.probit_ll, spec=spec, order=2))
+        args = (np.zeros(4), False, jax.device_put(dyn), d)
     t, c, size, _ = _tlc(f, *args)
     return f"trace+lower {t:.2f} compile {c:.2f} total {t + c:.2f} ({size})"
 

@@ -363,7 +363,7 @@ _core_jit = model_jit(
 # -- the host-driven fit: compile the model, not the machinery ------------------------------
 
 
-def _kernel(x, dyn, data, *, loglik, spec, order):
+def _kernel(x, dyn, data, *, loglik, spec, order, gradient_only=None):
     """The model's derivative kernel: ``-loglik`` on the unconstrained scale at ``x``
     with its gradient (and Hessian, order 2), packed in one flat vector (one transfer
     to the host). Data and values are arguments: new data, starts or bounds of the
@@ -374,8 +374,16 @@ def _kernel(x, dyn, data, *, loglik, spec, order):
         _check_output(out, loglik)
         return -out
 
-    d = derivatives(fn, x, order)
+    d = derivatives(fn, x, order, gradient_only)
     return jnp.concatenate([jnp.ravel(a) for a in d if a is not None])
+
+
+def _host_kernel(x, gradient_only, dyn, data, *, loglik, spec, order):
+    """The host-driven fit's one compiled program: :func:`_kernel`, whose Hessian is
+    skipped at run time when ``gradient_only`` (zeros): the checks after a fit (the
+    smoothness check's finite differences of gradients) then cost a gradient per point,
+    not a Hessian, without a second program to compile on a model's first fit."""
+    return _kernel(x, dyn, data, loglik=loglik, spec=spec, order=order, gradient_only=gradient_only)
 
 
 def _unpack(flat, k, order) -> Derivs:
@@ -387,7 +395,7 @@ def _natural_hessian(phi, dyn, data, *, loglik, spec):
     return observed_information(natural_loglik(loglik, spec, dyn, data), phi)
 
 
-_kernel_jit = model_jit(_kernel, "loglik", static_argnames=("spec", "order"))
+_kernel_jit = model_jit(_host_kernel, "loglik", static_argnames=("spec", "order"))
 _natural_hessian_jit = model_jit(_natural_hessian, "loglik", static_argnames=("spec",))
 _scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
 _log_prior_jit = model_jit(lambda params, *, log_prior: log_prior(params), "log_prior")
@@ -436,8 +444,10 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
         first.clear()
         if hit:
             return derivs
-        flat = _kernel_jit(x, dyn, data, loglik=loglik, spec=spec, order=order)
-        return _unpack(np.asarray(flat, dtype), k, order)
+        return _unpack(call(x, False, order), k, order)
+
+    def call(x, gradient_only, order):
+        return np.asarray(_kernel_jit(x, gradient_only, dyn, data, loglik=loglik, spec=spec, order=order), dtype)
 
     with np.errstate(all="ignore"):
         x0 = spec.to_unconstrained(dyn_np, np)
@@ -476,8 +486,8 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
                        None if clusters is None else np.asarray(clusters), n_clusters, data_finite)
     order = max(solver.order, 1)
 
-    def gradients(points):
-        return -np.stack([kernel(np.asarray(u, dtype), order).g for u in points])
+    def gradients(points):  # by the same program, its Hessian skipped
+        return -np.stack([call(np.asarray(u, dtype), True, order)[1 : k + 1] for u in points])
 
     return out, finite_leaves, gradients
 

@@ -317,7 +317,7 @@ def test_first_fit_compiles_the_start_and_the_model_only(caplog):
         res = mj.fit_dist(D.Gamma(), x)
     names = [r.getMessage().split("Finished XLA compilation of ")[1].split(" in ")[0]
              for r in caplog.records if "Finished XLA compilation of" in r.getMessage()]
-    assert set(names) <= {"jit(stage)", "jit(_mle_or_start)", "jit(_kernel)"}, names
+    assert set(names) <= {"jit(stage)", "jit(_mle_or_start)", "jit(_host_kernel)"}, names
     a, _, scale = st.gamma.fit(x, floc=0)
     np.testing.assert_allclose([float(res.params["shape"]), float(res.params["rate"])], [a, 1 / scale], rtol=1e-6)
 

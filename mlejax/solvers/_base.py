@@ -53,10 +53,17 @@ class Derivs(NamedTuple):
     h: Any = None
 
 
-def derivatives(fn, x, order: int) -> Derivs:
+def derivatives(fn, x, order: int, gradient_only=None) -> Derivs:
     """``fn(x)`` with its gradient (order 1), and its Hessian (order 2) in one
     forward-over-reverse pass, symmetrised. The one definition of the model's
-    derivative kernel, traced on its own (host fits) or inside a compiled fit."""
+    derivative kernel, traced on its own (host fits) or inside a compiled fit.
+
+    ``gradient_only``: a traced boolean deciding at run time whether the Hessian is
+    computed (zeros where it is not). The value and gradient are linearised once and
+    the Hessian's k forward passes sit in a branch, so one compiled program serves
+    both the solver and the checks that need only gradients, with the model's forward
+    and reverse passes compiled once, not once per branch (the Hessian equals the
+    ``jacfwd`` one to rounding)."""
     if order < 2:
         f, g = jax.value_and_grad(fn)(x)
         return Derivs(f, g)
@@ -65,7 +72,12 @@ def derivatives(fn, x, order: int) -> Derivs:
         f, g = jax.value_and_grad(fn)(x)
         return g, (f, g)
 
-    h, (f, g) = jax.jacfwd(grad_aux, has_aux=True)(x)
+    if gradient_only is None:
+        h, (f, g) = jax.jacfwd(grad_aux, has_aux=True)(x)
+    else:
+        g, tangent, (f, _) = jax.linearize(grad_aux, x, has_aux=True)
+        h = jax.lax.cond(gradient_only, lambda: jnp.zeros((x.size, x.size), x.dtype),
+                         lambda: jax.vmap(tangent)(jnp.eye(x.size, dtype=x.dtype)))
     return Derivs(f, g, 0.5 * (h + h.T))
 
 
