@@ -89,7 +89,8 @@ def _one_evaluation_loop(solver: ProposeAccept, obj, x0, tol, maxiter) -> Driver
         starting = s.n_iter < 0
         x_trial, plan = solver.propose(obj, s.x, s.f, s.g, s.solver_state, tol)
         x_new = jnp.where(starting, x0, x_trial)
-        d = evaluate(obj, x_new, solver.order)
+        # in the carry's dtypes (a log-likelihood that returns float16 is noted when traced)
+        d = jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), evaluate(obj, x_new, solver.order), d0)
 
         def stepped():
             st = solver.update(jnp, s.x, s.f, s.g, s.solver_state, tol, plan, x_new, d)
