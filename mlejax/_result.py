@@ -22,6 +22,7 @@ from ._inference import (
     per_observation_scores,
     pinv_information,
 )
+from ._jit import model_jit
 from ._observations import checked_nobs, require_additive
 from ._status import FLOAT32, Status, message as status_message
 from ._summary import checked_or_none, display_order, stderr_flat
@@ -111,14 +112,19 @@ class FitFields:
         return (jnp if isinstance(held, jax.core.Tracer) else np).any(held, axis=-1)
 
 
-def _value_and_jacobian(fn, spec, dyn):
-    """``phi -> (fn(params), J)``: ``fn`` at the natural flat vector ``phi`` and the
-    Jacobian of its flattened value in ``phi``, ``(m, k)``."""
+def _value_and_jacobian(phi, dyn, *, fn, spec):
+    """``(fn(params), J)``: ``fn`` at the natural flat vector ``phi`` and the Jacobian
+    of its flattened value in ``phi``, ``(m, k)``."""
 
     def flat(p):
         return jax.flatten_util.ravel_pytree(fn(spec.from_natural_flat(p, dyn)))[0]
 
-    return lambda p: (fn(spec.from_natural_flat(p, dyn)), jax.jacobian(flat)(p))
+    return fn(spec.from_natural_flat(phi, dyn)), jax.jacobian(flat)(phi)
+
+
+# one compiled program per function (run eagerly, every operation of fn and of its
+# derivative would compile a small program of its own on a first call)
+_value_and_jacobian_jit = model_jit(_value_and_jacobian, "fn", static_argnames=("spec",))
 
 
 def _unravel_like(tree, flat):
@@ -367,10 +373,8 @@ class FitResult(FitFields):
         concrete = _is_concrete(self.loglik)
         xp = np if concrete else jnp  # a single fit: the linear algebra on the host, compiling nothing
         phi = self._spec.natural_flat(jax.tree_util.tree_map(xp.asarray, self.params), xp)
-        both = _value_and_jacobian(fn, self._spec, self._dyn)
-        # one compiled program (run eagerly, every operation of fn and of its derivative
-        # would compile a small program of its own on a first call)
-        est_tree, jac = (jax.jit(both) if concrete else both)(phi)
+        parts = _value_and_jacobian_jit if concrete else _value_and_jacobian
+        est_tree, jac = parts(phi, self._dyn, fn=fn, spec=self._spec)
         jac = jac.reshape(-1, phi.shape[0])
         if self.cov is None:  # no dense covariance (cov=None or "hvp"): J I^-1 J' by conjugate gradients
             cov = delta_cg(self, jac)
