@@ -19,6 +19,7 @@ import numpy as np
 
 from ._constraints import ParamValues
 from ._fit import _ById, _resolve_options, core_static
+from ._hessfree import stderr_tree
 from ._inference import normal_cdf, normal_quantile
 from ._observations import require_additive
 from ._progress import reporter
@@ -313,9 +314,7 @@ class BootstrapResult(Tabular):
         return self._reps[np.asarray(self.converged)]
 
     def _tree(self, flat):
-        spec, dyn = self._fit._spec, self._fit._dyn
-        nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
-        return spec.from_natural_flat(jnp.asarray(flat), nan_dyn)
+        return stderr_tree(self._fit, flat)
 
     @property
     def stderr(self):

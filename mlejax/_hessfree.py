@@ -130,8 +130,8 @@ def model_data(res, data):
 
 
 def stderr_tree(res, flat):
-    """Standard errors of the free parameters ``flat`` (order of ``names``) as a
-    pytree like ``params``, NaN for fixed leaves."""
+    """A flat vector over the free parameters (order of ``names``: standard errors,
+    interval ends, biases) as a pytree like ``params``, NaN for fixed leaves."""
     nan_dyn = res._dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in res._dyn.values))
     return res._spec.from_natural_flat(jnp.asarray(flat), nan_dyn)
 

@@ -303,8 +303,9 @@ class FitResult(FitFields):
         return out or "(none)"
 
     # -- inference methods -----------------------------------------------------------
-    def _phi(self):
-        return self._spec.natural_flat(self.params)
+    def _phi(self, xp=jnp):
+        """The free parameters' natural values, flat (``xp=np``: on the host, compiling nothing)."""
+        return self._spec.natural_flat(jax.tree_util.tree_map(xp.asarray, self.params), xp)
 
     def conf_int(self, level: float = 0.95, method: str = "wald", *, progress=None):
         """Confidence intervals, a pytree like ``params`` of ``(low, high)`` pairs.
@@ -372,7 +373,7 @@ class FitResult(FitFields):
             return jax.vmap(lambda r: r.delta(fn))(self)
         concrete = _is_concrete(self.loglik)
         xp = np if concrete else jnp  # a single fit: the linear algebra on the host, compiling nothing
-        phi = self._spec.natural_flat(jax.tree_util.tree_map(xp.asarray, self.params), xp)
+        phi = self._phi(xp)
         parts = _value_and_jacobian_jit if concrete else _value_and_jacobian
         est_tree, jac = parts(phi, self._dyn, fn=fn, spec=self._spec)
         jac = jac.reshape(-1, phi.shape[0])

@@ -909,7 +909,7 @@ def _closed_form_or_start(family, x, w):
     family whose ``start`` needs concrete values runs eagerly)."""
     try:
         return _start_program(family)(x, w)
-    except (TypeError, *_HOST_ONLY):  # TypeError: a family that cannot be hashed
+    except (TypeError, *_HOST_ONLY):  # TypeError: a family that cannot be hashed, or a start that is not arrays
         return _mle_or_start(family, x, w)
 
 
