@@ -14,6 +14,7 @@ import numpy as np
 
 from ._constraints import FIXED, FREE, INTERVAL, LOWER, UPPER, Bounded, Fixed
 from ._inference import analyse_information, at_bound
+from ._jit import jit
 from ._result import META_FIELDS as _META, FitResult
 from ._smooth import MODEL_FIT
 from ._status import MLEJaxWarning, Status
@@ -106,7 +107,7 @@ def with_information(res: FitResult, info, *, converged_status=None) -> FitResul
     )
 
 
-with_information_jit = jax.jit(with_information, static_argnames=("converged_status",))
+with_information_jit = jit(with_information, static_argnames=("converged_status",))
 
 
 def quiet_fit(fit_fn, *args, **kwargs):

@@ -43,7 +43,7 @@ from .._fit import (
     result_meta,
 )
 from .._inference import cluster_codes
-from .._jit import register_cache
+from .._jit import jit, register_cache
 from .._observations import PER_OBSERVATION_COV, observations, require_additive
 from .._progress import chunk_hook, emit_host, reporter, reporting
 from .._result import META_FIELDS as _META, FitFields, FitResult, _check_level
@@ -126,7 +126,7 @@ def _run_chunks(xs, shared, tol, maxiter, clusters, *, make, chunk, n_chunks, pr
     return chunked_vmap(one, xs, chunk, n_chunks, progress)
 
 
-run_chunks = jax.jit(
+run_chunks = jit(
     _run_chunks,
     static_argnames=(
         "make",
@@ -266,7 +266,7 @@ def compiled_chunks(args, make, static, batch_size, per_fit_estimate, progress=F
     def build(chunk, n_chunks):
         if sharded is not None:
             fn = functools.partial(_run_chunks, make=make, chunk=chunk, n_chunks=n_chunks, **static)
-            return jax.jit(shard_over_batch(fn, *sharded, len(args) - 1)).lower(*args).compile()
+            return jit(shard_over_batch(fn, *sharded, len(args) - 1)).lower(*args).compile()
         return run_chunks.lower(*args, make=make, chunk=chunk, n_chunks=n_chunks,
                                 progress=bool(progress) and n_chunks > 1, **static).compile()
 

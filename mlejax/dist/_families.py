@@ -38,7 +38,7 @@ from jax.scipy import special, stats
 
 from .._constraints import Bounded, Fixed, Positive, is_marker
 from .._fit import fit
-from .._jit import cached
+from .._jit import cached, jit
 from .._modelfit import (
     check_finite_array,
     check_weights,
@@ -897,7 +897,7 @@ def _mle_or_start(family, x, w):
 def _start_program(family: Family):
     """:func:`_mle_or_start` compiled as one program per family (run eagerly, each of
     its array operations would compile a small program of its own on a first call)."""
-    return jax.jit(functools.partial(_mle_or_start, family))
+    return jit(functools.partial(_mle_or_start, family))
 
 
 _HOST_ONLY = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._constraints import default_float_dtype
+from .._jit import jit
 from .._status import ConvergenceWarning
 from ..backends._batch import chunked_vmap, plan_chunks
 from ..mixture._batch import BatchMixtureResult
@@ -36,7 +37,7 @@ def _chunks(static, hyper, x, mask, observed, keys, tol, maxiter, init_method, n
     return chunked_vmap(one, (x, mask, observed, keys), chunk, n_chunks)
 
 
-_chunks_jit = jax.jit(_chunks, static_argnums=(0, 8, 9, 10, 11))
+_chunks_jit = jit(_chunks, static_argnums=(0, 8, 9, 10, 11))
 
 
 def _stderr_chunks(static, hyper, params, x, mask, observed, seq_chunk, chunk, n_chunks):
@@ -49,7 +50,7 @@ def _stderr_chunks(static, hyper, params, x, mask, observed, seq_chunk, chunk, n
     return chunked_vmap(one, (params, x, mask, observed), chunk, n_chunks)
 
 
-_stderr_chunks_jit = jax.jit(_stderr_chunks, static_argnums=(0, 6, 7, 8))
+_stderr_chunks_jit = jit(_stderr_chunks, static_argnums=(0, 6, 7, 8))
 
 
 def _datasets(model, data, lengths, missing):

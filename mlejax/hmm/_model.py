@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._constraints import default_float_dtype
+from .._jit import jit
 from .._progress import interval, reporter, reporting
 from .._status import Status
 from ..dist._families import Family
@@ -348,7 +349,7 @@ def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_m
     return HMMOutput(*best, restart_logliks=runs.loglik, converged=best.status == int(Status.SUCCESS), nobs=data.nobs)
 
 
-_hmm_jit = jax.jit(
+_hmm_jit = jit(
     lambda static, hyper, x, mask, observed, key, init, tol, maxiter, init_method, n_init, every: hmm_pure(
         static.with_hyper(hyper), x, mask, observed, key, init, tol, maxiter, init_method=init_method, n_init=n_init,
         progress_every=every,

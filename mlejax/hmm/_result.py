@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._inference import analyse_information
+from .._jit import jit
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 from ..mixture._result import MixtureResult
 from . import _forward
@@ -122,7 +123,7 @@ def hmm_stderr(model, params, x, mask, observed, chunk):
     return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned, bnd
 
 
-_stderr_jit = jax.jit(
+_stderr_jit = jit(
     lambda static, hyper, params, x, mask, observed, chunk: hmm_stderr(
         static.with_hyper(hyper), params, x, mask, observed, chunk),
     static_argnums=(0, 6),

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._jit import jit
 from .._status import BatchStatus, ConvergenceWarning, Status
 from .._tables import Table, Tabular
 from ..backends._batch import chunked_vmap, plan_chunks
@@ -37,7 +38,7 @@ def _em_chunks(static, hyper, x, keys, tol, maxiter, init_method, n_init, chunk,
     return chunked_vmap(one, (x, keys), chunk, n_chunks)
 
 
-_em_chunks_jit = jax.jit(_em_chunks, static_argnums=(0, 6, 7, 8, 9))
+_em_chunks_jit = jit(_em_chunks, static_argnums=(0, 6, 7, 8, 9))
 
 
 def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=None,
@@ -122,7 +123,7 @@ def em_batch(model, data, *, key=None, n_init=1, maxiter=DEFAULT_MAXITER, tol=No
     keys = jax.random.split(key, b)
     per_fit = 8 * (math.prod(x.shape[1:]) * model.n_components * 16 + 4096) * n_init
     chunk, n_chunks = plan_chunks(b, batch_size, per_fit)
-    out = _em_chunks_jit(
+    out = _em_chunks_jit.select(x.size)(
         model.static(),
         model.hyper(),
         x,

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._jit import jit
 from .._progress import interval, iteration_hook, reporter, reporting
 from .._starts import key_stack
 from .._status import ConvergenceWarning, Status
@@ -268,7 +269,7 @@ def best_run(runs):
     return jax.tree_util.tree_map(lambda a: a[jnp.argmax(rank)], runs)
 
 
-_em_jit = jax.jit(
+_em_jit = jit(
     lambda static, hyper, x, w, key, init_params, tol, maxiter, init_method, n_init, progress_every, stacked: em_pure(
         static.with_hyper(hyper), x, w, key, init_params, tol, maxiter, init_method=init_method, n_init=n_init,
         progress_every=progress_every, stacked_init=stacked,
@@ -509,7 +510,7 @@ def _stacked_inits(model, starts, key, x):
 
 def _em_call(model, x, w, key, init, tol, maxiter, init_method, n_init, progress_every, stacked=False):
     dtype = x.dtype
-    return _em_jit(
+    return _em_jit.select(x.size)(  # large data: compiled for the quicker loop (_jit.RUNTIME_FIRST_SIZE)
         model.static(),
         model.hyper(),
         x,

@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from .._inference import analyse_information, at_bound
+from .._jit import jit
 from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
 from .._tables import Table, Tabular, flat_named
@@ -83,7 +84,7 @@ def stderr_from_information(model, params, u, info):
     return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned
 
 
-_stderr_jit = jax.jit(
+_stderr_jit = jit(
     lambda static, hyper, params, x, w, chunk: mixture_stderr(static.with_hyper(hyper), params, x, w, chunk=chunk),
     static_argnums=(0, 5),
 )
