@@ -157,9 +157,11 @@ class jit:
     """``jax.jit(fun, **kwargs)`` compiled with :func:`compiler_options`, built at its
     first use (so importing mlejax compiles nothing and reads no flag).
 
-    Attributes the jitted function has (``lower``, ``trace``, ``_cache_size``) are its.
-    :meth:`select` gives the same function compiled with XLA's default options for
-    large data (:data:`RUNTIME_FIRST_SIZE`).
+    Called inside another trace (the user's ``jax.jit`` or ``vmap`` around a fit) it is
+    the plain ``jax.jit``: XLA takes compile options for a whole program only, and the
+    enclosing program's are the user's. Attributes of the jitted function (``lower``,
+    ``trace``) are the quick-compile one's. :meth:`select` gives the function compiled
+    with XLA's default options for large data (:data:`RUNTIME_FIRST_SIZE`).
     """
 
     def __init__(self, fun, **kwargs):
@@ -167,36 +169,41 @@ class jit:
         self._fast = self._default = None
         functools.update_wrapper(self, fun)
 
-    def _get(self):
-        if self._fast is None:
-            self._fast = jax.jit(self._fun, **self._kwargs, **_options_kwarg())
-        return self._fast
+    def _jitted(self, quick: bool = True):
+        if quick and _top_level() and compiler_options() is not None:
+            if self._fast is None:
+                self._fast = jax.jit(self._fun, **self._kwargs, compiler_options=compiler_options())
+            return self._fast
+        if self._default is None:
+            self._default = jax.jit(self._fun, **self._kwargs)
+        return self._default
 
     def select(self, size: int):
         """The jitted function for data of ``size`` elements: compiled for a quick
         compile below :data:`RUNTIME_FIRST_SIZE`, with XLA's defaults (quicker to run)
         from it."""
-        if size < RUNTIME_FIRST_SIZE or compiler_options() is None:
-            return self._get()
-        if self._default is None:
-            self._default = jax.jit(self._fun, **self._kwargs)
-        return self._default
+        return self._jitted(size < RUNTIME_FIRST_SIZE)
 
     def _cache_size(self) -> int:
         return sum(j._cache_size() for j in (self._fast, self._default) if j is not None)
 
     def __call__(self, *args, **kwargs):
-        return self._get()(*args, **kwargs)
+        return self._jitted()(*args, **kwargs)
 
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self._get(), name)
+        return getattr(self._jitted(), name)
 
 
-def _options_kwarg() -> dict:
-    options = compiler_options()
-    return {} if options is None else {"compiler_options": options}
+def _top_level() -> bool:
+    """No trace is active (not inside ``jit``, ``vmap`` or ``grad``); False when this
+    jax does not say."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover - a jax without it: never compile options
+        return False
+    return trace_state_clean()
 
 
 # -- one compiled function per model, released with the model ---------------------------
@@ -257,7 +264,7 @@ class model_jit:
             except TypeError:  # not weakly referenceable: the shared cache
                 return None
             slot = _Slot()
-            jitted = jax.jit(_lend_model(self._fun, self._name, slot), static_argnames=self._static, **_options_kwarg())
+            jitted = jit(_lend_model(self._fun, self._name, slot), static_argnames=self._static)
             entry = self._per[key] = (slot, jitted, refs)
         return entry
 
