@@ -53,8 +53,10 @@ def test_forward_backward_equals_enumeration_with_ragged_lengths(fb):
     lengths = [7, 5, 2]
     logb = RNG.normal(size=(3, 7, 3)) * 2
     mask = np.arange(7)[None] < np.array(lengths)[:, None]
-    post = fb(jnp.array(pi), jnp.array(A), jnp.array(logb), jnp.array(mask))
-    path, _ = _forward.viterbi(jnp.array(pi), jnp.array(A), jnp.array(logb), jnp.array(mask))
+    args = (jnp.array(pi), jnp.array(A), jnp.array(logb), jnp.array(mask))
+    # compiled, and read back as numpy: run eagerly, each scan step's ops compile one by one
+    post = jax.tree_util.tree_map(np.asarray, jax.jit(fb)(*args))
+    path = np.asarray(jax.jit(_forward.viterbi)(*args)[0])
     xis = 0
     for n, t in enumerate(lengths):
         ll, g, best, xi = brute(pi, A, logb[n, :t])
@@ -114,8 +116,9 @@ def test_parallel_scan_equals_sequential():
     lengths = np.array([300, 17, 250])
     logb = RNG.normal(size=(3, 300, 4)) * 3
     mask = jnp.array(np.arange(300)[None] < lengths[:, None])
-    a = _forward.forward_backward(jnp.array(pi), jnp.array(A), jnp.array(logb), mask)
-    b = _forward.forward_backward_parallel(jnp.array(pi), jnp.array(A), jnp.array(logb), mask)
+    args = (jnp.array(pi), jnp.array(A), jnp.array(logb), mask)
+    a = jax.jit(_forward.forward_backward)(*args)
+    b = jax.jit(_forward.forward_backward_parallel)(*args)
     np.testing.assert_allclose(b.loglik, a.loglik, rtol=1e-10)
     np.testing.assert_allclose(b.gamma, a.gamma, atol=1e-10)
     np.testing.assert_allclose(b.trans, a.trans, rtol=1e-10)

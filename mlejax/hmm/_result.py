@@ -123,6 +123,22 @@ def hmm_stderr(model, params, x, mask, observed, chunk):
     return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned, bnd
 
 
+# The result's methods, each one compiled program per model and data shape (run eagerly,
+# every array operation of the emission densities and of the scans compiles on its own).
+def _decode(model, params, x, mask, observed):
+    lb = model.log_emission(params, x, observed)
+    return _forward.viterbi(params["startprob"], params["transmat"], lb, mask)[0]
+
+
+def _posterior(model, params, x, mask, observed):
+    lb = model.log_emission(params, x, observed)
+    return _forward.forward_backward(params["startprob"], params["transmat"], lb, mask).gamma
+
+
+_decode_jit = jit(_decode, static_argnums=(0,))
+_posterior_jit = jit(_posterior, static_argnums=(0,))
+_loglik_jit = jit(lambda model, params, x, mask, observed: model.loglik(params, x, mask, observed), static_argnums=(0,))
+
 _stderr_jit = jit(
     lambda static, hyper, params, x, mask, observed, chunk: hmm_stderr(
         static.with_hyper(hyper), params, x, mask, observed, chunk),
@@ -181,36 +197,28 @@ class HMMResult(MixtureResult):
         seq = self._model.sequences(x, lengths, missing)
         return seq, to_device(seq)
 
-    def _logb(self, arrays):
-        x, mask, observed = arrays
-        return self._model.log_emission(self.params, x, observed), mask
-
     def decode(self, x, lengths=None, missing="error"):
         """The most probable state path (Viterbi), in the layout of ``x``."""
         seq, arrays = self._seq(x, lengths, missing)
-        lb, mask = self._logb(arrays)
-        path, _ = _forward.viterbi(self.params["startprob"], self.params["transmat"], lb, mask)
-        return unpad(path, seq)
+        return unpad(_decode_jit(self._model, self.params, *arrays), seq)
 
     predict = decode
 
     def predict_proba(self, x, lengths=None, missing="error"):
         """Posterior state probabilities, (T, K) per sequence, in the layout of ``x``."""
         seq, arrays = self._seq(x, lengths, missing)
-        lb, mask = self._logb(arrays)
-        post = _forward.forward_backward(self.params["startprob"], self.params["transmat"], lb, mask)
-        return unpad(post.gamma, seq)
+        return unpad(_posterior_jit(self._model, self.params, *arrays), seq)
 
     responsibilities = predict_proba
 
     def score_samples(self, x, lengths=None, missing="error"):
         """Log-likelihood of each sequence, (n_sequences,)."""
         seq, arrays = self._seq(x, lengths, missing)
-        return self._model.loglik(self.params, *arrays)
+        return _loglik_jit(self._model, self.params, *arrays)
 
     def score(self, x, lengths=None, missing="error"):
         """TOTAL log-likelihood of the sequences ``x`` (as hmmlearn's ``score``)."""
-        return jnp.sum(self.score_samples(x, lengths, missing))
+        return np.sum(np.asarray(self.score_samples(x, lengths, missing)))
 
     def sample(self, key, n):
         """One sequence of ``n`` steps from the fitted model: ``(x, states)``."""
