@@ -84,6 +84,20 @@ def stderr_from_information(model, params, u, info):
     return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned
 
 
+def _density(model, params, x, what):
+    """The fitted mixture's ``score_samples``, ``responsibilities`` or ``predict`` on
+    ``x``: one compiled program per model, shape and ``what`` (eagerly, each array
+    operation of the component densities would compile on its own)."""
+    lj = model.log_joint(params, x)
+    if what == "score_samples":
+        return jax.nn.logsumexp(lj, axis=1)
+    if what == "responsibilities":
+        return jax.nn.softmax(lj, axis=1)
+    return jnp.argmax(lj, axis=1)
+
+
+_density_jit = jit(_density, static_argnums=(0, 3))
+
 _stderr_jit = jit(
     lambda static, hyper, params, x, w, chunk: mixture_stderr(static.with_hyper(hyper), params, x, w, chunk=chunk),
     static_argnums=(0, 5),
@@ -191,20 +205,20 @@ class MixtureResult(Tabular):
 
     def score_samples(self, x):
         """Log-density ``log p(x_i)`` of each observation, shape (n,)."""
-        return jax.nn.logsumexp(self._model.log_joint(self.params, self._x(x)), axis=1)
+        return _density_jit(self._model, self.params, self._x(x), "score_samples")
 
     def score(self, x):
         """TOTAL log-likelihood of ``x`` under the fitted mixture (scikit-learn's
         ``score`` is the mean: divide by ``len(x)`` to compare)."""
-        return jnp.sum(self.score_samples(x))
+        return np.sum(np.asarray(self.score_samples(x)))
 
     def responsibilities(self, x):
         """Posterior component probabilities, (n, K), computed in log space."""
-        return jax.nn.softmax(self._model.log_joint(self.params, self._x(x)), axis=1)
+        return _density_jit(self._model, self.params, self._x(x), "responsibilities")
 
     def predict(self, x):
         """The most probable component of each observation, (n,)."""
-        return jnp.argmax(self._model.log_joint(self.params, self._x(x)), axis=1)
+        return _density_jit(self._model, self.params, self._x(x), "predict")
 
     def sample(self, key, n):
         """``n`` draws from the fitted mixture: ``(x, component labels)``."""
