@@ -18,6 +18,7 @@ from ._inference import (
     analyse_information,
     at_bound,
     checked_scores,
+    checked_scores_jit,
     cluster_codes,
     covariance,
     diverging,
@@ -397,7 +398,6 @@ def _natural_hessian(phi, dyn, data, *, loglik, spec):
 
 _kernel_jit = model_jit(_host_kernel, "loglik", static_argnames=("spec", "order"))
 _natural_hessian_jit = model_jit(_natural_hessian, "loglik", static_argnames=("spec",))
-_scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
 _log_prior_jit = model_jit(lambda params, *, log_prior: log_prior(params), "log_prior")
 
 
@@ -478,7 +478,7 @@ def host_fit(dyn, data, tol, maxiter, clusters, *, loglik, spec, solver, cov_typ
     hooks = Hooks(
         refine=refine,
         scores=lambda phi: np.asarray(
-            _scores_jit(dyn=dyn, data=data, phi=phi, loglik=loglik, spec=spec, mask=obs_mask), dtype),
+            checked_scores_jit(dyn=dyn, data=data, phi=phi, loglik=loglik, spec=spec, mask=obs_mask), dtype),
         log_prior=log_prior,
     )
     with np.errstate(all="ignore"):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._jit import model_jit
 from ._linalg import eigh as small_eigh, solve as small_solve
 from ._observations import additivity, is_additive, natural_loglik_of
 
@@ -135,6 +136,11 @@ def checked_scores(loglik, spec, dyn, data, phi, mask):
     ``mj.fit`` raises on the host instead)."""
     scores, additive = per_observation_scores(loglik, spec, dyn, data, phi, mask)
     return jnp.where(additive, scores, jnp.nan)
+
+
+# one compiled program per model (eagerly, the per-observation gradients and the
+# additivity check would compile ~100 small programs on a first call)
+checked_scores_jit = model_jit(checked_scores, "loglik", static_argnames=("spec", "mask"))
 
 
 def _segment_sum(xp, scores, codes, n_segments):

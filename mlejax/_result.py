@@ -16,10 +16,10 @@ from ._hessfree import FREE_COV, delta_cg, stderr_for as cg_stderr_for, stderr_t
 from ._inference import (
     COV_TYPES,
     analyse_information,
+    checked_scores_jit,
     cluster_codes,
     covariance,
     normal_quantile,
-    per_observation_scores,
     pinv_information,
 )
 from ._jit import model_jit
@@ -539,12 +539,14 @@ class FitResult(FitFields):
             scores = None
             if cov_type != "observed":
                 require_additive(self, f"with_cov({cov_type!r})")
-                scores, _ = per_observation_scores(
-                    self._loglik, self._spec, self._dyn, self._data, self._phi(), self._obs.mask
-                )
-            cov = covariance(cov_type, analyse_information(info), scores, codes, n_clusters)
-        var = jnp.diag(cov)
-        se_flat = jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan)
+                scores = np.asarray(checked_scores_jit(
+                    dyn=self._dyn, data=self._data, phi=self._phi(), loglik=self._loglik, spec=self._spec,
+                    mask=self._obs.mask))
+            # k x k linear algebra on the host (eagerly in jnp, each op would compile on its own)
+            cov = jnp.asarray(covariance(cov_type, analyse_information(np.asarray(info), np), scores, codes,
+                                         n_clusters, xp=np))
+        var = np.diag(np.asarray(cov))
+        se_flat = jnp.asarray(np.where(var >= 0, np.sqrt(np.abs(var)), np.nan))
         dyn = self._dyn
         nan_dyn = dyn._replace(values=tuple(jnp.full_like(v, jnp.nan) for v in dyn.values))
         stderr = self._spec.from_natural_flat(se_flat, nan_dyn)

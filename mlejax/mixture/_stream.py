@@ -12,10 +12,10 @@ import dataclasses
 import functools
 from types import SimpleNamespace
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._jit import jit
 from .._progress import reporter, reporting
 from .._status import Status
 from ..backends._sources import prefetched
@@ -27,7 +27,7 @@ def _weights(x, n_valid):
     return (jnp.arange(x.shape[0]) < n_valid).astype(x.dtype)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jit, static_argnums=0)
 def _chunk_stats(static, hyper, state, x, n_valid, shift):
     model = static.with_hyper(hyper)
     data = model.prepare(x, _weights(x, n_valid), shift)
@@ -35,21 +35,29 @@ def _chunk_stats(static, hyper, state, x, n_valid, shift):
     return stats, ll, jnp.sum(~jnp.isfinite(x) & (_weights(x, n_valid)[:, None] > 0))
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jit, static_argnums=0)
 def _m_step(static, hyper, state, stats, x, shift):
     model = static.with_hyper(hyper)
     return model.m_step(state, stats, model.prepare(x, _weights(x, x.shape[0]), shift))
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jit, static_argnums=0)
 def _state(static, hyper, params, x, shift):
     model = static.with_hyper(hyper)
     return model.state_from_params(params, model.prepare(x, _weights(x, x.shape[0]), shift))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
+@functools.partial(jit, static_argnums=(0, 4))
 def _chunk_information(static, hyper, params, x, chunk, n_valid):
     return marginal_information(static.with_hyper(hyper), params, x, _weights(x, n_valid), chunk)[1]
+
+
+@functools.partial(jit, static_argnums=0)
+def _stderr(static, hyper, params, info):
+    """The standard errors from the summed information: one program (eagerly, its
+    linear algebra and Jacobian would compile ~140 small programs on a first call)."""
+    model = static.with_hyper(hyper)
+    return stderr_from_information(model, params, model.to_free(params), info)
 
 
 def _x(chunk):
@@ -117,7 +125,7 @@ def em_stream(model, source, *, key, n_init, maxiter, tol, init, init_method, st
         info = 0.0
         for chunk, n in prefetched(source.chunks()):
             info = info + _chunk_information(static, hyper, params, _x(chunk).astype(dtype), source.chunk_size, n)
-        se, cov, info, nd, ni, ic = stderr_from_information(model, params, model.to_free(params), info)
+        se, cov, info, nd, ni, ic = _stderr(static, hyper, params, info)
         res = dataclasses.replace(res, stderr=se, cov=cov, information=info, hessian_not_negdef=nd,
                                   not_identified=ni, ill_conditioned=ic)
     return res
