@@ -31,7 +31,7 @@ def _het():
     res = mj.fit(_het_loglik, {"b": np.zeros(24), "g": np.zeros(6)}, {"X": X, "y": y, "Z": Z}, cov=None)
     assert res.converged and res.stderr is None
     flat, unravel = jax.flatten_util.ravel_pytree(res.params)
-    info = -np.asarray(jax.hessian(lambda v: _het_loglik(unravel(v), res._data))(flat))
+    info = -np.asarray(jax.jit(jax.hessian(lambda v: _het_loglik(unravel(v), res._data)))(flat))
     assert np.linalg.eigvalsh(info).min() > 0
     return res, info
 

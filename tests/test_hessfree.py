@@ -80,7 +80,7 @@ def test_cg_stderr_equals_dense_on_small_network():
     assert float(res.grad_norm) < 1e-4
     # oracle: the dense Hessian of the log-likelihood at the estimate, inverted by numpy
     flat, unravel = jax.flatten_util.ravel_pytree(res.params)
-    hess = np.asarray(jax.hessian(lambda v: _mlp_loglik(unravel(v), res._data))(flat))
+    hess = np.asarray(jax.jit(jax.hessian(lambda v: _mlp_loglik(unravel(v), res._data)))(flat))
     cov = np.linalg.inv(-hess)
     assert np.all(np.linalg.eigvalsh(-hess) > 0)
     which = ["w1[0]", "b1[2]", "w2[1,1]", "b2"]
@@ -90,7 +90,7 @@ def test_cg_stderr_equals_dense_on_small_network():
     # delta method, Hessian-free, against J C J'
     fn = lambda p: jnp.stack([p["w2"][0, 0] * p["w1"][0], jnp.sum(p["b1"])])  # noqa: E731
     d = res.delta(fn)
-    jac = np.asarray(jax.jacobian(lambda v: fn(unravel(v)))(flat))
+    jac = np.asarray(jax.jit(jax.jacobian(lambda v: fn(unravel(v))))(flat))
     np.testing.assert_allclose(np.asarray(d.cov), jac @ cov @ jac.T, rtol=1e-6)
 
 
