@@ -258,14 +258,12 @@ def _np_loglik(theta, seqs):
     pi = np.array([theta[0], 1 - theta[0]])
     A = np.column_stack([theta[1:3], 1 - theta[1:3]])
     mu, var = theta[3:5], theta[5:7]
-    total = 0.0
-    for s in seqs:
-        lb = stats.norm.logpdf(s[:, None], mu[None], np.sqrt(var)[None])
-        a = np.log(pi) + lb[0]
-        for t in range(1, len(s)):
-            a = logsumexp(a[:, None] + np.log(A), axis=0) + lb[t]
-        total += logsumexp(a)
-    return total
+    x = np.stack(seqs)  # equal lengths: all sequences at once, (n, T, K)
+    lb = stats.norm.logpdf(x[:, :, None], mu, np.sqrt(var))
+    a = np.log(pi) + lb[:, 0]
+    for t in range(1, x.shape[1]):
+        a = logsumexp(a[:, :, None] + np.log(A), axis=1) + lb[:, t]
+    return float(np.sum(logsumexp(a, axis=1)))
 
 
 def _fd_hessian(f, x, h):
