@@ -41,11 +41,3 @@ def _rewind_module_generators(request):
             value.bit_generator.state = _RNG_STATES[key]
     yield
 
-
-# The longest tests (each 10-27 s: subprocesses, multi-device programs, examples) start
-# first, so that neither xdist worker is left running one of them alone at the end.
-LONG_FIRST = ("test_shard.py", "test_examples.py", "test_hmm_batch.py", "test_cli.py", "test_clear_caches.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: the rest keep their order
