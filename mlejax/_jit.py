@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import inspect
 import os
 import threading
 import weakref
@@ -144,9 +143,7 @@ def _decide_options() -> dict | None:
     flags = os.environ.get("XLA_FLAGS", "")
     if os.environ.get("MLEJAX_FAST_COMPILE", "1") == "0" or any(name in flags for name in FAST_COMPILE_OPTIONS):
         return None
-    if "compiler_options" not in inspect.signature(jax.jit).parameters:
-        return None
-    try:  # an XLA without the option refuses it by name: keep its defaults then
+    try:  # a jax or XLA without the option refuses it (TypeError, or by name): keep the defaults then
         jax.jit(lambda a: a + 1, compiler_options=dict(FAST_COMPILE_OPTIONS)).lower(np.float32(0)).compile()
     except Exception:  # noqa: BLE001 - any refusal means "not this XLA"
         return None
@@ -170,9 +167,10 @@ class jit:
         functools.update_wrapper(self, fun)
 
     def _jitted(self, quick: bool = True):
-        if quick and _top_level() and compiler_options() is not None:
+        options = compiler_options() if quick and _top_level() else None  # probed at top level only
+        if options is not None:
             if self._fast is None:
-                self._fast = jax.jit(self._fun, **self._kwargs, compiler_options=compiler_options())
+                self._fast = jax.jit(self._fun, **self._kwargs, compiler_options=options)
             return self._fast
         if self._default is None:
             self._default = jax.jit(self._fun, **self._kwargs)
@@ -196,14 +194,12 @@ class jit:
         return getattr(self._jitted(), name)
 
 
-def _top_level() -> bool:
-    """No trace is active (not inside ``jit``, ``vmap`` or ``grad``); False when this
-    jax does not say."""
-    try:
-        from jax._src.core import trace_state_clean
-    except ImportError:  # pragma: no cover - a jax without it: never compile options
+try:  # True when no trace is active (not inside jit, vmap or grad)
+    from jax._src.core import trace_state_clean as _top_level
+except ImportError:  # pragma: no cover - a jax without it: never compile options
+
+    def _top_level() -> bool:
         return False
-    return trace_state_clean()
 
 
 # -- one compiled function per model, released with the model ---------------------------

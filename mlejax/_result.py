@@ -540,7 +540,7 @@ class FitResult(FitFields):
             if cov_type != "observed":
                 require_additive(self, f"with_cov({cov_type!r})")
                 scores = np.asarray(checked_scores_jit(
-                    dyn=self._dyn, data=self._data, phi=self._phi(), loglik=self._loglik, spec=self._spec,
+                    dyn=self._dyn, data=self._data, phi=self._phi(np), loglik=self._loglik, spec=self._spec,
                     mask=self._obs.mask))
             # k x k linear algebra on the host (eagerly in jnp, each op would compile on its own)
             cov = jnp.asarray(covariance(cov_type, analyse_information(np.asarray(info), np), scores, codes,

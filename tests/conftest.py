@@ -40,4 +40,3 @@ def _rewind_module_generators(request):
                 _RNG_STATES[key] = value.bit_generator.state
             value.bit_generator.state = _RNG_STATES[key]
     yield
-
