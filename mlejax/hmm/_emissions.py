@@ -34,6 +34,7 @@ from ..mixture._gmm import (
     sample_gaussian,
     validate_gmm_init,
 )
+from ..mixture._kmeans import kmeans_features
 from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
 
@@ -80,6 +81,7 @@ class _GaussianBase:
     under jit (no recompiles), and the data shape check."""
 
     event_ndim = 1
+    kmeans_standardise = False  # k-means on the centred data
 
     def static(self):
         return dataclasses.replace(self, reg_covar=None)
@@ -428,14 +430,9 @@ class FamilyEmission:
         return out
 
     def prepare(self, x, w):
-        f = x.reshape(x.shape[0], -1).astype(w.dtype)
-        total = jnp.sum(w)
-        mean = (w @ f) / total
-        sd = jnp.sqrt((w @ (f - mean) ** 2) / total)
-        return FamData(self.family.prepare(x), x, w, (f - mean) / jnp.where(sd > 0, sd, 1.0))
+        return FamData(self.family.prepare(x), x, w, kmeans_features(x, w, True))
 
-    def kmeans_features(self, data):
-        return data.feats
+    kmeans_standardise = True
 
     def log_prob_params(self, params, x):
         return jax.vmap(lambda p: self.family.logpdf(p, x))(params).T

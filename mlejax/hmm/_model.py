@@ -24,7 +24,7 @@ from .._status import Status
 from ..dist._families import Family
 from ..mixture._em import best_run, check_em_options, em_loop
 from ..mixture._gmm import COVARIANCE_TYPES
-from ..mixture._kmeans import kmeans_resp, random_resp
+from ..mixture._kmeans import initial_resp
 from . import _forward
 from ._batch import em_batch_hmm
 from ._data import as_sequences, to_device
@@ -235,21 +235,24 @@ class HMM:
     def is_valid(self, state):
         return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(state)]))
 
-    def init_state(self, key, data, init_method):
+    def init_state(self, resp, data):
+        """The starting state from initial responsibilities (n, K) of the flattened steps
+        (:meth:`initial_resp`): emissions from the softened responsibilities, uniform
+        start and transition probabilities."""
         k = self.n_states
         w = data.emis.w
-        if init_method == "random":
-            resp = random_resp(key, w.shape[0], k, w.dtype)
-        else:
-            resp = kmeans_resp(key, self._features(data), w, k, lloyd=init_method == "kmeans")
         r = (0.9 * resp + 0.1 / k) * w[:, None]
         emis = self.emission.init(r, data.emis)
         uniform = jnp.full((k,), 1.0 / k, w.dtype)
         return HMMState(uniform, jnp.full((k, k), 1.0 / k, w.dtype), emis, jnp.zeros((k,), bool))
 
-    def _features(self, data):
-        e = data.emis
-        return e.xc if hasattr(e, "xc") else e.feats
+    def initial_resp(self, key, x, observed, init_method, n_init):
+        """The restarts' starting responsibilities of the flattened steps, (n_init, N*T,
+        K): k-means (or random) on the observed steps; missing ones weigh nothing."""
+        n, t = observed.shape
+        w = observed.reshape(-1).astype(default_float_dtype())
+        return initial_resp(key, x.reshape((n * t,) + x.shape[2:]), w, self.n_states, n_init, init_method,
+                        self.emission.kmeans_standardise)
 
     def state_from_params(self, params, data):
         eparams = {n: params[n] for n in self.emission.names()}
@@ -328,23 +331,23 @@ def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_m
     """The whole Baum-Welch fit as a pure function (jit- and vmap-able): the best of
     ``n_init`` restarts (vmapped) by final log-likelihood, a dict of arrays."""
     data = model.prepare(x, mask, observed)
-    keys = jax.random.split(key, n_init)
+    resp_init = None if init_params is not None else model.initial_resp(key, x, observed, init_method, n_init)
 
-    def one(k):
+    def one(resp):
         if init_params is not None:
             state0 = model.state_from_params(init_params, data)
         else:
-            state0 = model.init_state(k, data, init_method)
+            state0 = model.init_state(resp, data)
         c = em_loop(model, state0, data, tol, maxiter, None, progress_every)
         params = model.params_from_state(c.state, data)
         ll = _forward.loglik(c.state.startprob, c.state.transmat, model._logb(c.state, data), mask)
         ll = jnp.sum(jnp.where(mask[:, 0], ll, 0.0))
         return HMMRun(params, ll, c.n_iter, c.status, c.decreased, c.state.empty)
 
-    if n_init == 1:
-        runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
+    if n_init == 1 or init_params is not None:
+        runs = jax.tree_util.tree_map(lambda a: a[None], one(None if resp_init is None else resp_init[0]))
     else:
-        runs = jax.vmap(one)(keys)
+        runs = jax.vmap(one)(resp_init)
     best = best_run(runs)
     return HMMOutput(*best, restart_logliks=runs.loglik, converged=best.status == int(Status.SUCCESS), nobs=data.nobs)
 

@@ -15,7 +15,8 @@ The model protocol (all pure JAX except the host-side ``validate_*``):
   (a pytree of arrays: regularisation, bounds) with ``with_hyper(h)``;
 - ``validate_data(x)`` / ``validate_init(params, x)`` on the host;
 - ``prepare(x, w) -> data`` once before the loop (features, centring);
-- ``kmeans_features(data)``, ``init_from_resp(resp, data) -> state`` (or, with
+- ``kmeans_standardise`` (k-means clusters the data centred, and scaled when True:
+  :func:`~mlejax.mixture._kmeans.kmeans_features`), ``init_from_resp(resp, data) -> state`` (or, with
   ``init_in_loop``, ``start_from_resp -> (state, resp0)``: the initial M-step
   then runs as the loop's first pass, traced once),
   ``state_from_params(params, data) -> state``;
@@ -41,7 +42,7 @@ from .._jit import jit
 from .._progress import interval, iteration_hook, reporter, reporting
 from .._starts import key_stack
 from .._status import ConvergenceWarning, Status
-from ._kmeans import kmeans_resp, random_resp
+from ._kmeans import initial_resp
 from ._result import build_result
 from ._stream import em_stream
 
@@ -215,22 +216,17 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     if w is None:
         w = jnp.ones((x.shape[0],), x.dtype)
     data = model.prepare(x, w)
-    keys = jax.random.split(key, n_init)
+    if init_params is None:  # the restarts' starting responsibilities, (n_init, n, K)
+        resp_init = initial_resp(key, x, w, model.n_components, n_init, init_method, model.kmeans_standardise)
 
-    def one(k, start=init_params):
+    def one(start, resp):
         resp0 = None
         if start is not None:
             state0 = model.state_from_params(start, data)
+        elif getattr(model, "init_in_loop", False):
+            state0, resp0 = model.start_from_resp(resp, data)
         else:
-            if init_method == "random":
-                resp = random_resp(k, data.w.shape[0], model.n_components, data.total.dtype)
-            else:
-                feats = model.kmeans_features(data)
-                resp = kmeans_resp(k, feats, data.w, model.n_components, lloyd=init_method == "kmeans")
-            if getattr(model, "init_in_loop", False):
-                state0, resp0 = model.start_from_resp(resp, data)
-            else:
-                state0 = model.init_from_resp(resp, data)
+            state0 = model.init_from_resp(resp, data)
         c = em_loop(model, state0, data, tol, maxiter, resp0, progress_every)
         params = model.params_from_state(c.state, data)
         lj = model.log_joint(params, data.x_orig)
@@ -241,11 +237,13 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         return EMRun(params, ll, c.n_iter, status, c.decreased, collapsed, logdens[:FINGERPRINT_POINTS])
 
     if stacked_init:
-        runs = jax.vmap(one)(keys, init_params)
+        runs = jax.vmap(lambda s: one(s, None))(init_params)
+    elif init_params is not None:
+        runs = jax.tree_util.tree_map(lambda a: a[None], one(init_params, None))
     elif n_init == 1:  # no batch axis of one inside the loop
-        runs = jax.tree_util.tree_map(lambda a: a[None], one(keys[0]))
+        runs = jax.tree_util.tree_map(lambda a: a[None], one(None, resp_init[0]))
     else:
-        runs = jax.vmap(one)(keys)
+        runs = jax.vmap(lambda r: one(None, r))(resp_init)
     best = best_run(runs)
     return EMOutput(
         params=best.params, loglik=best.loglik, n_iter=best.n_iter, status=best.status,

@@ -172,8 +172,7 @@ class GaussianMixture:
         sxx = jnp.einsum("nk,nd,ne->kde", resp_w, xc, xc)[:, i, j]
         return jnp.concatenate([jnp.sum(resp_w, 0)[:, None], resp_w.T @ xc, sxx], 1)
 
-    def kmeans_features(self, data):
-        return data.xc
+    kmeans_standardise = False  # k-means on the centred data
 
     def _theta(self, weights, means, cov):
         """Coefficients (f, k) with ``z(x) @ theta = log w_k + log N(x | mu_k, Sigma_k)``."""

@@ -1,4 +1,9 @@
-"""Initial responsibilities for EM: k-means++ seeding, Lloyd iterations, random."""
+"""Initial responsibilities for EM: k-means++ seeding, Lloyd iterations, random.
+
+Written once for mixtures and hidden Markov models (:func:`initial_resp`). They are
+traced into the model's EM program: compiled apart (once per data shape, shared by
+models) they cost more on a first fit than they save on a second.
+"""
 
 from __future__ import annotations
 
@@ -14,25 +19,31 @@ def _sqdist(x, c):
     )
 
 
+def _draw(u, p):
+    """The index drawn with probability ``p_i / sum(p)`` by the uniform ``u`` in [0, 1):
+    the first whose cumulative weight exceeds ``u * sum(p)`` (inverse-CDF sampling;
+    ``p >= 0``, not all 0; a zero weight is never drawn)."""
+    c = jnp.cumsum(p)
+    return jnp.minimum(jnp.sum(c <= u * c[-1]), p.shape[0] - 1)
+
+
 def kmeans_pp(key, x, w, k):
     """k-means++ seeding (Arthur & Vassilvitskii): each new centre is a data point
-    drawn with probability proportional to ``w * D(x)^2``."""
+    drawn with probability proportional to ``w * D(x)^2``; all ``k`` uniforms are drawn
+    at once (one random-number kernel in the compiled program)."""
     n, d = x.shape
-    logw = jnp.log(w)
-    key, sub = jax.random.split(key)
-    first = jax.random.categorical(sub, logw)
+    u = jax.random.uniform(key, (k,), x.dtype)
+    first = _draw(u[0], w)
     centres = jnp.zeros((k, d), x.dtype).at[0].set(x[first])
     d2 = jnp.sum((x - x[first]) ** 2, 1)
 
     def body(i, carry):
-        centres, d2, key = carry
-        key, sub = jax.random.split(key)
+        centres, d2 = carry
         p = w * d2
-        logits = jnp.where(jnp.any(p > 0), jnp.log(p), logw)  # fewer distinct points than k
-        c = x[jax.random.categorical(sub, logits)]
-        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1)), key
+        c = x[_draw(u[i], jnp.where(jnp.any(p > 0), p, w))]  # w: fewer distinct points than k
+        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
 
-    centres, _, _ = lax.fori_loop(1, k, body, (centres, d2, key))
+    centres, _ = lax.fori_loop(1, k, body, (centres, d2))
     return centres
 
 
@@ -56,3 +67,34 @@ def random_resp(key, n, k, dtype):
     """Uniform random responsibilities, normalised per row (scikit-learn's 'random')."""
     r = jax.random.uniform(key, (n, k), dtype)
     return r / jnp.sum(r, 1, keepdims=True)
+
+
+def kmeans_features(x, w, standardise):
+    """The features k-means clusters, (n, p): the rows of ``x`` flattened (in the weights'
+    dtype) and centred at
+    their weighted mean; ``standardise`` also divides each column by its weighted
+    standard deviation (a column without spread is left unscaled)."""
+    f = x.reshape(x.shape[0], -1).astype(w.dtype)
+    total = jnp.sum(w)
+    fc = f - (w @ f) / total
+    if not standardise:
+        return fc
+    sd = jnp.sqrt((w @ fc**2) / total)
+    return fc / jnp.where(sd > 0, sd, 1.0)
+
+
+def initial_resp(key, x, w, k, n_init, init_method, standardise):
+    """The starting responsibilities of ``n_init`` restarts, (n_init, n, k): restart
+    ``i`` draws with ``jax.random.split(key, n_init)[i]``. ``init_method`` is
+    ``"kmeans"`` (k-means++ and Lloyd), ``"kmeans++"`` or ``"random"``; ``w`` weights
+    the observations (0: padding or missing, never a centre)."""
+    keys = jax.random.split(key, n_init)
+    if init_method == "random":
+        one = lambda kk: random_resp(kk, x.shape[0], k, w.dtype)  # noqa: E731
+    else:
+        feats = kmeans_features(x, w, standardise)
+        one = lambda kk: kmeans_resp(kk, feats, w, k, lloyd=init_method == "kmeans")  # noqa: E731
+    if n_init == 1:  # no batch axis of one
+        return one(keys[0])[None]
+    return jax.vmap(one)(keys)
+

@@ -31,6 +31,7 @@ from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
 from ._em import min_spread
 from ._gmm import _as_data, validate_weights
+from ._kmeans import kmeans_features
 
 # -- the mixture components of earlier versions: the dist families --------------------
 
@@ -247,15 +248,9 @@ class Mixture:
 
     # -- the EM pieces ------------------------------------------------------------------
     def prepare(self, x, w):
-        total = jnp.sum(w)
-        f = x.reshape(x.shape[0], -1)
-        mean = (w @ f) / total
-        sd = jnp.sqrt((w @ (f - mean) ** 2) / total)
-        feats = (f - mean) / jnp.where(sd > 0, sd, 1.0)
-        return MixData(x, self.component.prepare(x), w, total, feats)
+        return MixData(x, self.component.prepare(x), w, jnp.sum(w), kmeans_features(x, w, True))
 
-    def kmeans_features(self, data):
-        return data.feats
+    kmeans_standardise = True  # k-means on standardised data (families of any scale)
 
     def _logpdf(self, p, x):
         """One component's log-density of each (prepared) observation, (n,)."""
