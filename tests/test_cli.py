@@ -1,13 +1,19 @@
-"""The ``mlejax`` command line, run as a subprocess on CSV files written here: the
-numbers against mj.fit_dist / scipy / statsmodels, the JSON against its schema,
-bad input as one line with exit code 2."""
+"""The ``mlejax`` command line on CSV files written here: the numbers against
+mj.fit_dist / scipy / statsmodels, the JSON against its schema, bad input as one line
+with exit code 2. Commands run in this process (``main(argv)``, output captured: no
+interpreter start and no JAX import per command); the installed console script runs as
+a subprocess in ``test_demo_equals_closed_forms`` and the JAX-free error path in
+``test_help_and_bad_input_never_import_jax``."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -15,7 +21,7 @@ import pytest
 from scipy import stats
 
 import mlejax as mj
-from mlejax._cli import SCHEMAS, text_hmm
+from mlejax._cli import SCHEMAS, main, text_hmm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +33,21 @@ def _entry_point():
     return [script] if script else [sys.executable, "-m", "mlejax"]
 
 
-def run(*args, ok=True):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    p = subprocess.run([*_entry_point(), *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+def run(*args, ok=True, fresh=False):
+    """The command line on ``args``: ``main(argv)`` here, or (``fresh``) the installed
+    command in a new interpreter. Returns ``returncode``, ``stdout`` and ``stderr``."""
+    argv = list(map(str, args))
+    if fresh:
+        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        p = subprocess.run([*_entry_point(), *argv], capture_output=True, text=True, timeout=600, env=env)
+    else:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse: --help, usage errors
+                code = e.code
+        p = SimpleNamespace(returncode=code or 0, stdout=out.getvalue(), stderr=err.getvalue())
     if ok:
         assert p.returncode == 0, p.stderr
     return p
@@ -137,7 +155,7 @@ def test_mixture_chooses_two_components(csv_file):
 
 
 def test_demo_equals_closed_forms():
-    out = json.loads(run("demo", "--json").stdout)
+    out = json.loads(run("demo", "--json", fresh=True).stdout)  # the installed command, end to end
     validate(out, SCHEMAS["demo"])
     assert len(out["cases"]) == 5
     for c in out["cases"]:
@@ -232,7 +250,7 @@ def test_dropna_fits_the_rest(bad_files):
 
 def test_entry_point_is_declared():
     """pyproject's [project.scripts] names mlejax._cli:main (what `pip install` turns
-    into the `mlejax` command; the tests above run that command when installed)."""
+    into the `mlejax` command; test_demo_equals_closed_forms runs that command)."""
     tomllib = pytest.importorskip("tomllib")
     import importlib
 
