@@ -1,7 +1,7 @@
 """mj.bootstrap: replicates are fits of resampled/simulated data, bootstrap SEs
-agree with the observed-information ones, percentile intervals cover."""
+agree with the observed-information ones, the intervals are their definitions (their
+Monte-Carlo coverage is a slow check: benchmarks/slow_checks)."""
 
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -107,27 +107,6 @@ def test_percentile_basic_and_bca_intervals_match_their_definitions(boots):
         b.conf_int(method="studentized")
 
 
-def test_percentile_interval_coverage_is_near_nominal():
-    """200 simulated exponential samples (n=40); the 90% percentile interval of the rate
-    should cover the truth ~90% of the time (binomial sd 2.1%)."""
-
-    def ll(p, x):
-        return jnp.sum(jnp.log(p["rate"]) - p["rate"] * x)
-
-    rate, n, reps = 2.0, 40, 200
-    xs = np.random.default_rng(7).exponential(1 / rate, (reps, n))
-    fits = mj.fit_batch(ll, {"rate": mj.Positive(1.0)}, xs)
-    hits = 0
-    keys = jax.random.split(jax.random.key(11), reps)
-    for i in range(reps):
-        with warnings.catch_warnings():  # a rare replicate may not converge; it is left out
-            warnings.simplefilter("ignore", mj.ConvergenceWarning)
-            lo, hi = mj.bootstrap(fits[i], keys[i], 300).conf_int(0.90)["rate"]
-        hits += bool(lo <= rate <= hi)
-    cover = hits / reps
-    assert 0.82 <= cover <= 0.97, cover
-
-
 def test_failed_replicates_are_counted_and_left_out():
     # three observations: a resample of one value repeated three times (1 in 9) has
     # sigma_hat = 0, which no fit can reach; exactly those replicates must fail.
@@ -147,7 +126,7 @@ def test_failed_replicates_are_counted_and_left_out():
         mj.bootstrap(fit, jax.random.key(5), n_boot)
     assert len(traces) == n_traced
     keys = jax.random.split(key, n_boot)
-    idx = np.stack([np.asarray(jax.random.randint(k, (3,), 0, 3)) for k in keys])
+    idx = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (3,), 0, 3))(keys))  # each key's resample
     degenerate = np.all(idx == idx[:, :1], axis=1)
     conv = np.asarray(b.converged)
     np.testing.assert_array_equal(conv, ~degenerate)

@@ -1,5 +1,6 @@
 """``mj.em_batch`` for hidden Markov models: equal to separate ``mj.em`` fits, one
-compiled call reused, and the Monte-Carlo coverage of the standard errors."""
+compiled call reused (the Monte-Carlo coverage of the standard errors is a slow
+check: benchmarks/slow_checks)."""
 
 import jax
 import numpy as np
@@ -52,24 +53,3 @@ def test_em_batch_hmm_bad_input():
         mj.em_batch(model, np.ones((2, 2, 10)), lengths=[[10, 10]])
     with pytest.raises(TypeError, match="lengths= and missing= are for hidden Markov models"):
         mj.em_batch(mj.PoissonMixture(2), np.ones((2, 10)), lengths=[10, 10])
-
-
-def test_stderr_coverage_monte_carlo():
-    """95% Wald intervals from the standard errors cover the truth at the nominal rate:
-    200 simulated datasets (8 sequences x 60 steps each), fitted and their standard
-    errors computed in two vmapped calls. 3 binomial SDs around 0.95 (+-0.046)."""
-    r = np.random.default_rng(2024)
-    reps = 200
-    x = _simulate(r, reps * 8, 60, TRUTH).reshape(reps, 8, 60)
-    res = mj.em_batch(mj.HMM(mj.dist.Poisson(), 2), x, lengths=np.full((reps, 8), 60), tol=1e-8, stderr=True)
-    assert res.status_counts() == {"SUCCESS": reps}
-    flip = np.asarray(res.params["rate"][:, 0] > res.params["rate"][:, 1])  # label the low-rate state 0
-    def ordered(a):
-        a = np.asarray(a)
-        return np.where(flip[:, None], a[:, ::-1], a)
-    est = np.c_[ordered(res.params["rate"]), ordered(np.diagonal(res.params["transmat"], axis1=1, axis2=2))]
-    se = np.c_[ordered(res.stderr["rate"]), ordered(np.diagonal(res.stderr["transmat"], axis1=1, axis2=2))]
-    truth = np.r_[TRUTH["rate"], np.diag(TRUTH["transmat"])]
-    cover = np.mean(np.abs(est - truth) < 1.96 * se, 0)
-    assert np.all(np.isfinite(se))
-    assert np.all(np.abs(cover - 0.95) < 3 * np.sqrt(0.95 * 0.05 / reps)), cover
