@@ -1,8 +1,13 @@
 """Initial responsibilities for EM: k-means++ seeding, Lloyd iterations, random.
 
 Written once for mixtures and hidden Markov models (:func:`initial_resp`). They are
-traced into the model's EM program: compiled apart (once per data shape, shared by
-models) they cost more on a first fit than they save on a second.
+traced into the model's EM program. Tried and measured against this (first
+``mj.em`` of a Gaussian mixture, ``benchmarks/bench_first_call.py --cases em``): a
+separate program per data shape (shared by models) costs more on a first fit than it
+saves on a second; inverse-CDF k-means++ draws from one uniform per centre compile
+no quicker than ``jax.random.categorical``; running it on the host (numpy) saves
+~0.3 s but its rounding differs from the compiled one's by an ulp, which breaks
+ties on integer data differently from ``em_batch`` and ``vmap``.
 """
 
 from __future__ import annotations
@@ -19,31 +24,25 @@ def _sqdist(x, c):
     )
 
 
-def _draw(u, p):
-    """The index drawn with probability ``p_i / sum(p)`` by the uniform ``u`` in [0, 1):
-    the first whose cumulative weight exceeds ``u * sum(p)`` (inverse-CDF sampling;
-    ``p >= 0``, not all 0; a zero weight is never drawn)."""
-    c = jnp.cumsum(p)
-    return jnp.minimum(jnp.sum(c <= u * c[-1]), p.shape[0] - 1)
-
-
 def kmeans_pp(key, x, w, k):
     """k-means++ seeding (Arthur & Vassilvitskii): each new centre is a data point
-    drawn with probability proportional to ``w * D(x)^2``; all ``k`` uniforms are drawn
-    at once (one random-number kernel in the compiled program)."""
+    drawn with probability proportional to ``w * D(x)^2``."""
     n, d = x.shape
-    u = jax.random.uniform(key, (k,), x.dtype)
-    first = _draw(u[0], w)
+    logw = jnp.log(w)
+    key, sub = jax.random.split(key)
+    first = jax.random.categorical(sub, logw)
     centres = jnp.zeros((k, d), x.dtype).at[0].set(x[first])
     d2 = jnp.sum((x - x[first]) ** 2, 1)
 
     def body(i, carry):
-        centres, d2 = carry
+        centres, d2, key = carry
+        key, sub = jax.random.split(key)
         p = w * d2
-        c = x[_draw(u[i], jnp.where(jnp.any(p > 0), p, w))]  # w: fewer distinct points than k
-        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1))
+        logits = jnp.where(jnp.any(p > 0), jnp.log(p), logw)  # fewer distinct points than k
+        c = x[jax.random.categorical(sub, logits)]
+        return centres.at[i].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, 1)), key
 
-    centres, _ = lax.fori_loop(1, k, body, (centres, d2))
+    centres, _, _ = lax.fori_loop(1, k, body, (centres, d2, key))
     return centres
 
 
