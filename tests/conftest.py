@@ -40,15 +40,3 @@ def _rewind_module_generators(request):
                 _RNG_STATES[key] = value.bit_generator.state
             value.bit_generator.state = _RNG_STATES[key]
     yield
-
-
-# With ``--dist loadfile`` (pyproject) a file runs whole on one worker, in collection
-# order: the longest files go first, so that the run does not end with one worker
-# alone on a long file. Test time per file on 2 cores, 2026-12-02.
-LONGEST_FIRST = ("test_dist_protocol.py", "test_hmm.py", "test_faults_grid.py", "test_dist.py", "test_fit_paths.py",
-                 "test_examples.py", "test_gmm.py", "test_doctests.py", "test_trust.py", "test_plot.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -252,7 +252,7 @@ class HMM:
         n, t = observed.shape
         w = observed.reshape(-1).astype(default_float_dtype())
         return initial_resp(key, x.reshape((n * t,) + x.shape[2:]), w, self.n_states, n_init, init_method,
-                        self.emission.kmeans_standardise)
+                            self.emission.kmeans_standardise)
 
     def state_from_params(self, params, data):
         eparams = {n: params[n] for n in self.emission.names()}

@@ -216,8 +216,8 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
     if w is None:
         w = jnp.ones((x.shape[0],), x.dtype)
     data = model.prepare(x, w)
-    if init_params is None:  # the restarts' starting responsibilities, (n_init, n, K)
-        resp_init = initial_resp(key, x, w, model.n_components, n_init, init_method, model.kmeans_standardise)
+    resp_init = None if init_params is not None else initial_resp(  # the restarts' starts, (n_init, n, K)
+        key, x, w, model.n_components, n_init, init_method, model.kmeans_standardise)
 
     def one(start, resp):
         resp0 = None

@@ -69,10 +69,10 @@ def random_resp(key, n, k, dtype):
 
 
 def kmeans_features(x, w, standardise):
-    """The features k-means clusters, (n, p): the rows of ``x`` flattened (in the weights'
-    dtype) and centred at
-    their weighted mean; ``standardise`` also divides each column by its weighted
-    standard deviation (a column without spread is left unscaled)."""
+    """The features k-means clusters, (n, p): the rows of ``x`` flattened (in the
+    weights' dtype) and centred at their weighted mean; ``standardise`` also divides
+    each column by its weighted standard deviation (a column without spread is left
+    unscaled)."""
     f = x.reshape(x.shape[0], -1).astype(w.dtype)
     total = jnp.sum(w)
     fc = f - (w @ f) / total
