@@ -7,7 +7,9 @@ of the log-likelihood, closed forms, scikit-learn/hmmlearn/statsmodels).
 Run:  python -m pytest benchmarks/slow_checks -q
 """
 
+import sys
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -16,17 +18,8 @@ import numpy as np
 import mlejax as mj
 from mlejax.mixture import _em
 
-HMM_TRUTH = {"startprob": np.array([0.5, 0.5]), "transmat": np.array([[0.9, 0.1], [0.2, 0.8]]),
-             "rate": np.array([2.0, 6.0])}
-
-
-def _simulate(r, n_seq, t, p):
-    """Poisson HMM sequences (n_seq, t), vectorised over sequences."""
-    s = np.zeros((n_seq, t), int)
-    s[:, 0] = r.random(n_seq) < p["startprob"][1]
-    for i in range(1, t):
-        s[:, i] = r.random(n_seq) < p["transmat"][s[:, i - 1], 1]
-    return r.poisson(p["rate"][s]).astype(float)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from test_hmm_batch import TRUTH as HMM_TRUTH, _simulate  # noqa: E402  the suite's Poisson-HMM simulator
 
 
 def test_standard_errors_match_monte_carlo():

@@ -34,7 +34,7 @@ from ..mixture._gmm import (
     sample_gaussian,
     validate_gmm_init,
 )
-from ..mixture._kmeans import kmeans_features
+from ..mixture._kmeans import standardised_features
 from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
 
@@ -81,7 +81,9 @@ class _GaussianBase:
     under jit (no recompiles), and the data shape check."""
 
     event_ndim = 1
-    kmeans_standardise = False  # k-means on the centred data
+
+    def kmeans_features(self, data):
+        return data.xc  # the centred data
 
     def static(self):
         return dataclasses.replace(self, reg_covar=None)
@@ -430,9 +432,10 @@ class FamilyEmission:
         return out
 
     def prepare(self, x, w):
-        return FamData(self.family.prepare(x), x, w, kmeans_features(x, w, True))
+        return FamData(self.family.prepare(x), x, w, standardised_features(x, w))
 
-    kmeans_standardise = True
+    def kmeans_features(self, data):
+        return data.feats
 
     def log_prob_params(self, params, x):
         return jax.vmap(lambda p: self.family.logpdf(p, x))(params).T

@@ -246,13 +246,11 @@ class HMM:
         uniform = jnp.full((k,), 1.0 / k, w.dtype)
         return HMMState(uniform, jnp.full((k, k), 1.0 / k, w.dtype), emis, jnp.zeros((k,), bool))
 
-    def initial_resp(self, key, x, observed, init_method, n_init):
+    def initial_resp(self, key, data, init_method, n_init):
         """The restarts' starting responsibilities of the flattened steps, (n_init, N*T,
         K): k-means (or random) on the observed steps; missing ones weigh nothing."""
-        n, t = observed.shape
-        w = observed.reshape(-1).astype(default_float_dtype())
-        return initial_resp(key, x.reshape((n * t,) + x.shape[2:]), w, self.n_states, n_init, init_method,
-                            self.emission.kmeans_standardise)
+        return initial_resp(key, self.emission.kmeans_features(data.emis), data.emis.w, self.n_states, n_init,
+                            init_method)
 
     def state_from_params(self, params, data):
         eparams = {n: params[n] for n in self.emission.names()}
@@ -331,7 +329,7 @@ def hmm_pure(model, x, mask, observed, key, init_params, tol, maxiter, *, init_m
     """The whole Baum-Welch fit as a pure function (jit- and vmap-able): the best of
     ``n_init`` restarts (vmapped) by final log-likelihood, a dict of arrays."""
     data = model.prepare(x, mask, observed)
-    resp_init = None if init_params is not None else model.initial_resp(key, x, observed, init_method, n_init)
+    resp_init = None if init_params is not None else model.initial_resp(key, data, init_method, n_init)
 
     def one(resp):
         if init_params is not None:

@@ -15,8 +15,7 @@ The model protocol (all pure JAX except the host-side ``validate_*``):
   (a pytree of arrays: regularisation, bounds) with ``with_hyper(h)``;
 - ``validate_data(x)`` / ``validate_init(params, x)`` on the host;
 - ``prepare(x, w) -> data`` once before the loop (features, centring);
-- ``kmeans_standardise`` (k-means clusters the data centred, and scaled when True:
-  :func:`~mlejax.mixture._kmeans.kmeans_features`), ``init_from_resp(resp, data) -> state`` (or, with
+- ``kmeans_features(data)``, ``init_from_resp(resp, data) -> state`` (or, with
   ``init_in_loop``, ``start_from_resp -> (state, resp0)``: the initial M-step
   then runs as the loop's first pass, traced once),
   ``state_from_params(params, data) -> state``;
@@ -217,7 +216,7 @@ def em_pure(model, x, w, key, init_params, tol, maxiter, *, init_method="kmeans"
         w = jnp.ones((x.shape[0],), x.dtype)
     data = model.prepare(x, w)
     resp_init = None if init_params is not None else initial_resp(  # the restarts' starts, (n_init, n, K)
-        key, x, w, model.n_components, n_init, init_method, model.kmeans_standardise)
+        key, model.kmeans_features(data), data.w, model.n_components, n_init, init_method)
 
     def one(start, resp):
         resp0 = None

@@ -172,7 +172,8 @@ class GaussianMixture:
         sxx = jnp.einsum("nk,nd,ne->kde", resp_w, xc, xc)[:, i, j]
         return jnp.concatenate([jnp.sum(resp_w, 0)[:, None], resp_w.T @ xc, sxx], 1)
 
-    kmeans_standardise = False  # k-means on the centred data
+    def kmeans_features(self, data):
+        return data.xc
 
     def _theta(self, weights, means, cov):
         """Coefficients (f, k) with ``z(x) @ theta = log w_k + log N(x | mu_k, Sigma_k)``."""

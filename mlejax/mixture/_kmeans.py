@@ -68,32 +68,28 @@ def random_resp(key, n, k, dtype):
     return r / jnp.sum(r, 1, keepdims=True)
 
 
-def kmeans_features(x, w, standardise):
-    """The features k-means clusters, (n, p): the rows of ``x`` flattened (in the
-    weights' dtype) and centred at their weighted mean; ``standardise`` also divides
-    each column by its weighted standard deviation (a column without spread is left
-    unscaled)."""
+def standardised_features(x, w):
+    """The rows of ``x`` flattened (in the weights' dtype), centred at their weighted
+    mean and divided by each column's weighted standard deviation (a column without
+    spread is left unscaled), (n, p): what k-means clusters for a family of any scale."""
     f = x.reshape(x.shape[0], -1).astype(w.dtype)
     total = jnp.sum(w)
     fc = f - (w @ f) / total
-    if not standardise:
-        return fc
     sd = jnp.sqrt((w @ fc**2) / total)
     return fc / jnp.where(sd > 0, sd, 1.0)
 
 
-def initial_resp(key, x, w, k, n_init, init_method, standardise):
-    """The starting responsibilities of ``n_init`` restarts, (n_init, n, k): restart
-    ``i`` draws with ``jax.random.split(key, n_init)[i]``. ``init_method`` is
-    ``"kmeans"`` (k-means++ and Lloyd), ``"kmeans++"`` or ``"random"``; ``w`` weights
-    the observations (0: padding or missing, never a centre)."""
+def initial_resp(key, feats, w, k, n_init, init_method):
+    """The starting responsibilities of ``n_init`` restarts, (n_init, n, k), from the
+    model's k-means features ``feats`` (n, p): restart ``i`` draws with
+    ``jax.random.split(key, n_init)[i]``. ``init_method`` is ``"kmeans"`` (k-means++
+    and Lloyd), ``"kmeans++"`` or ``"random"``; ``w`` weights the observations (0:
+    padding or missing, never a centre)."""
     keys = jax.random.split(key, n_init)
     if init_method == "random":
-        one = lambda kk: random_resp(kk, x.shape[0], k, w.dtype)  # noqa: E731
+        one = lambda kk: random_resp(kk, feats.shape[0], k, w.dtype)  # noqa: E731
     else:
-        feats = kmeans_features(x, w, standardise)
         one = lambda kk: kmeans_resp(kk, feats, w, k, lloyd=init_method == "kmeans")  # noqa: E731
     if n_init == 1:  # no batch axis of one
         return one(keys[0])[None]
     return jax.vmap(one)(keys)
-

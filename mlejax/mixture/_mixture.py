@@ -31,7 +31,7 @@ from ..solvers._driver import minimise
 from ..solvers._solvers import Newton, Objective
 from ._em import min_spread
 from ._gmm import _as_data, validate_weights
-from ._kmeans import kmeans_features
+from ._kmeans import standardised_features
 
 # -- the mixture components of earlier versions: the dist families --------------------
 
@@ -248,9 +248,10 @@ class Mixture:
 
     # -- the EM pieces ------------------------------------------------------------------
     def prepare(self, x, w):
-        return MixData(x, self.component.prepare(x), w, jnp.sum(w), kmeans_features(x, w, True))
+        return MixData(x, self.component.prepare(x), w, jnp.sum(w), standardised_features(x, w))
 
-    kmeans_standardise = True  # k-means on standardised data (families of any scale)
+    def kmeans_features(self, data):
+        return data.feats
 
     def _logpdf(self, p, x):
         """One component's log-density of each (prepared) observation, (n,)."""
