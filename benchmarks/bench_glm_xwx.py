@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_glm_xwx.py [--n 200000] [--p 100] [--repeat 5]
     PYTHONPATH=. .venv/bin/python benchmarks/bench_glm_xwx.py --first-call [--repeat 3]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_glm_xwx.py --per-iteration [--repeat 5]
 
 For each model (logistic, probit and Poisson regression on simulated data, n rows
 and p columns with an intercept): the warm time of ``mj.glm`` with ``hessian="xwx"``
@@ -131,6 +132,31 @@ def first_calls(repeat, models):
         print(f"| {model} | {best['xwx']:.2f} s | {best['autodiff']:.2f} s | {best['xwx'] / best['autodiff']:.2f} |")
 
 
+def per_iteration(n, p, repeat, models):
+    """Where the time of one compiled fit goes: the warm fit capped at 1-4 Newton
+    iterations (``maxiter`` is a run-time value: one program), best of ``repeat``,
+    both Hessians interleaved. The slope is the cost of one loop iteration (an
+    f, g, H evaluation and the step's logic), the intercept what a fit pays once."""
+    warnings.simplefilter("ignore")
+    print("| model | hessian | fit, maxiter=1 / 2 / 3 / 4 | per iteration (slope) | once per fit (intercept) |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        y, x = simulate(model, n, p)
+        caps = (1, 2, 3, 4)
+        best = {(h, m): np.inf for h in ("xwx", "autodiff") for m in caps}
+        for h, m in best:
+            jax.block_until_ready(mj.glm(y, x, model, hessian=h, maxiter=m).stderr)
+        for _ in range(repeat):
+            for h, m in best:
+                t0 = time.perf_counter()
+                jax.block_until_ready(mj.glm(y, x, model, hessian=h, maxiter=m).stderr)
+                best[h, m] = min(best[h, m], time.perf_counter() - t0)
+        for h in ("xwx", "autodiff"):
+            times = [best[h, m] for m in caps]
+            slope, intercept = np.polyfit(caps, times, 1)
+            print(f"| {model} | {h} | {' / '.join(f'{t:.3f}' for t in times)} s | {slope:.3f} s | {intercept:.3f} s |")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
@@ -138,8 +164,11 @@ if __name__ == "__main__":
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default=None)
     ap.add_argument("--first-call", action="store_true")
+    ap.add_argument("--per-iteration", action="store_true")
     args = ap.parse_args()
-    if args.first_call:
+    if args.per_iteration:
+        per_iteration(args.n, args.p, args.repeat, (args.models or "logit").split(","))
+    elif args.first_call:
         first_calls(args.repeat, (args.models or "logit,poisson,negbin").split(","))
     else:
         main(args.n, args.p, args.repeat, (args.models or "logit,poisson").split(","))
