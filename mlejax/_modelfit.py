@@ -15,9 +15,9 @@ import numpy as np
 from ._constraints import FIXED, FREE, INTERVAL, LOWER, UPPER, Bounded, Fixed
 from ._inference import analyse_information, at_bound
 from ._jit import jit
-from ._result import META_FIELDS as _META, FitResult
+from ._result import META_FIELDS as _META, FitResult, nan_covariance
 from ._smooth import MODEL_FIT
-from ._status import MLEJaxWarning, Status
+from ._status import ConvergenceWarning, MLEJaxWarning, Status, warn_found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +119,32 @@ def quiet_fit(fit_fn, *args, **kwargs):
             return fit_fn(*args, **kwargs)
     finally:
         MODEL_FIT.reset(token)
+
+
+def fits_exactly(rss, y, w) -> bool:
+    """Is the weighted residual sum of squares ``rss`` of a fit to ``y`` zero up to the
+    rounding of computing the fitted values (``rss <= (128 eps)^2 sum w y^2``)? Then the
+    model reproduces every response: a Gaussian scale's MLE is 0 and the log-likelihood
+    is unbounded. Scale-free: genuine noise, however small relative to ``y``, is far
+    above this."""
+    y, w = np.asarray(y, float), np.asarray(w, float)
+    return bool(float(rss) <= (128 * np.finfo(float).eps) ** 2 * float(np.sum(np.where(w > 0, w * y * y, 0.0))))
+
+
+def with_notes(res: FitResult, extras, notes, dtype, status=Status.DIVERGING, null_vector=None,
+               warning=None) -> ModelResult:
+    """The ready-made model's result. Where ``notes`` name why no finite MLE exists
+    (separation, responses fitted exactly, ...): ``status`` (``DIVERGING`` by default)
+    with NaN standard errors and one warning (``warning``, a :class:`ConvergenceWarning`
+    by default) giving the message with the notes; else the warnings of the fit."""
+    if notes:
+        res = nan_covariance(res, status=status, null_vector=null_vector)
+    out = to_model_result(res, extras, notes)
+    if notes:
+        warn_found([(warning or ConvergenceWarning, out.message)], dtype)
+    else:
+        warn_result(out, stacklevel=4)
+    return out
 
 
 def warn_result(res: FitResult, stacklevel: int = 3) -> None:

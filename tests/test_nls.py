@@ -90,3 +90,36 @@ def test_bad_input_refused():
         mj.curve_fit(f, x, x, {"b1": 1.0, "b2": 1.0}, weights=-np.ones(5))
     with pytest.raises(TypeError, match="f must be a function"):
         mj.curve_fit("model", x, x, {"b1": 1.0})
+
+
+def test_noise_free_data_are_reported_as_an_exact_fit():
+    """Simulated y without noise: the least-squares fit is exact, sigma's MLE is 0 and the
+    Gaussian log-likelihood unbounded. The estimates are the generating values (the
+    oracle), the status UNBOUNDED with the cause named, not a "noisy surface" precision
+    loss; the Gauss-Newton SEs s^2 (J'J)^-1 are 0, as scipy's curve_fit gives."""
+    x = np.linspace(0.5, 5, 10)
+    y = 2.0 * (1 - np.exp(-0.7 * x))
+    with pytest.warns(mj.ConvergenceWarning, match="f fits every response exactly") as seen:
+        res = mj.curve_fit(nist.MODELS["Misra1a"], x, y, {"b1": 1.0, "b2": 0.5})
+    assert len(seen) == 1 and "noisy" not in str(seen[0].message)
+    assert res.status == mj.Status.UNBOUNDED and not res.converged
+    np.testing.assert_allclose([res.params["b1"], res.params["b2"]], [2.0, 0.7], rtol=1e-10)
+    assert np.all(np.isnan([res.stderr["b1"], res.stderr["b2"]]))
+    f = lambda x, b1, b2: b1 * (1 - np.exp(-b2 * x))  # noqa: E731
+    _, pcov = so.curve_fit(f, x, y, p0=[1.0, 0.5])
+    np.testing.assert_allclose(np.asarray(res.extras["cov_gn"]), pcov, atol=1e-20)
+
+
+def test_tiny_but_real_noise_is_an_ordinary_fit():
+    """The exact-fit test is scale-free: noise 1e-9 of the signal is a regular fit whose
+    estimates and standard errors equal statsmodels' OLS."""
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 3, 30)
+    y = 1e6 * (1 + 2 * x - 0.5 * x**2) + rng.normal(0, 1e-3, 30)
+    X = np.column_stack([np.ones_like(x), x, x**2])
+    s = sm.OLS(y, X).fit()
+    res = mj.curve_fit(_line, x, y, {"a": 0.0, "b": 0.0, "c": 0.0})
+    assert res.status == mj.Status.SUCCESS
+    got = lambda t: np.array([t["a"], t["b"], t["c"]])  # noqa: E731
+    np.testing.assert_allclose(got(res.params), s.params, rtol=1e-12)
+    np.testing.assert_allclose(got(res.extras["stderr_gn"]), s.bse, rtol=1e-6)

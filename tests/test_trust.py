@@ -104,6 +104,26 @@ def test_degenerate_gamma_is_diverging_like_separation():
     assert sep.status == res.status
 
 
+def test_noise_free_linear_regression_is_diverging_with_its_cause():
+    """y = X beta exactly: sigma's MLE is 0 and the Gaussian log-likelihood is unbounded.
+    The coefficients are the exact solution (numpy's lstsq, the oracle); the status is
+    DIVERGING as for the other zero-variance responses, with the cause named (not a NaN
+    step); with noise 1e-9 of the signal it is an ordinary fit equal to statsmodels' OLS."""
+    x = np.column_stack([np.ones(20), RNG.normal(size=20)])
+    y = x @ np.array([1.0, 2.0])
+    with pytest.warns(mj.ConvergenceWarning, match="fits every response exactly") as seen:
+        res = mj.glm(y, x, "linear")
+    assert len(seen) == 1
+    assert res.status == mj.Status.DIVERGING and np.all(np.isnan(res.stderr["beta"]))
+    np.testing.assert_allclose(res.params["beta"], np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-12)
+    noisy = y + np.random.default_rng(3).normal(0, 1e-9, 20)
+    ok = mj.glm(noisy, x, "linear")
+    ols = sm.OLS(noisy, x).fit()
+    assert ok.status == mj.Status.SUCCESS
+    np.testing.assert_allclose(ok.params["beta"], ols.params, rtol=1e-12)
+    np.testing.assert_allclose(ok.extras["stderr_unbiased"], ols.bse, rtol=1e-6)
+
+
 # item 7: the derivative that is not finite is named -------------------------------------------
 def test_nan_second_derivative_is_named():
     xo = RNG.normal(size=100)

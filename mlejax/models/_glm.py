@@ -20,12 +20,13 @@ from .._jit import cached
 from .._modelfit import (
     check_finite_array,
     check_weights,
+    fits_exactly,
     quiet_fit,
     to_model_result,
     warn_result,
+    with_notes,
 )
-from .._result import nan_covariance
-from .._status import ConvergenceWarning, HessianWarning, Status, warn_found
+from .._status import ConvergenceWarning, HessianWarning
 from ..backends._shard import xp_of
 from ..backends._sources import Mapped
 from . import _multinomial as multinomial
@@ -241,6 +242,12 @@ def _at_infinity(res, response, link, y, x, offset, w):
         return ("the model fits every response exactly (zero residual variance, e.g. all y "
                 "equal): the Gamma shape runs to infinity, so no finite MLE exists. Check y, or "
                 "use a model without a dispersion parameter")
+    if isinstance(response, dist.Normal) and fits_exactly(np.sum(w * (y - mu) ** 2), y, w):
+        return ("the linear predictor fits every response exactly (zero residual variance up "
+                "to rounding, e.g. simulated y without noise): sigma's MLE is 0 and the "
+                "log-likelihood is unbounded, so no finite MLE exists. The coefficients are the "
+                "exact solution, with no sampling variance to estimate. Check y, or add the noise "
+                "a simulation left out")
     return None
 
 
@@ -412,16 +419,10 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
 def _finish(res, extras, notes, dtype):
     """The model result; where ``notes`` say the supremum is at infinity, status
     ``DIVERGING`` with NaN standard errors (whatever the cause) and a warning naming it."""
-    if notes:
-        b = res._spec.natural_flat(res.params)
-        res = nan_covariance(res, status=Status.DIVERGING, null_vector=b / jnp.linalg.norm(b))
-    out = to_model_result(res, extras, notes)
-    if notes:
-        separated = bool(extras.get("separation"))
-        warn_found([(PerfectSeparationWarning if separated else ConvergenceWarning, out.message)], dtype)
-    else:
-        warn_result(out, stacklevel=3)
-    return out
+    b = res._spec.natural_flat(res.params)
+    separated = bool(extras.get("separation"))
+    return with_notes(res, extras, notes, dtype, null_vector=b / jnp.linalg.norm(b),
+                      warning=PerfectSeparationWarning if separated else ConvergenceWarning)
 
 
 def _formula_glm(formula, data, model, **kw):

@@ -21,10 +21,10 @@ from .._jit import model_jit, weak_cached
 from .._modelfit import (
     check_finite_array,
     check_weights,
+    fits_exactly,
     quiet_fit,
     remark,
-    to_model_result,
-    warn_result,
+    with_notes,
 )
 from .._starts import start_values, warn_starts
 from .._status import Status
@@ -197,10 +197,17 @@ def curve_fit(f, x, y, init, *, weights=None, maxiter=None, tol=None, lm_maxiter
         df_resid=n - res.nparams,
         lm_iter=lm_iter,
     )
-    out = to_model_result(res, extras)
-    warn_result(out, stacklevel=2)
+    notes = [_EXACT_FIT + (f" ({n} observations for {res.nparams} parameters: f can interpolate them)"
+                           if n <= res.nparams else "")] if fits_exactly(rss, y, w) else []
+    out = with_notes(res, extras, notes, dtype, status=Status.UNBOUNDED)
     warn_starts(out.starts)
     return out
+
+
+_EXACT_FIT = ("f fits every response exactly (residual sum of squares zero up to rounding, e.g. "
+              "simulated y without noise): sigma's MLE is 0 and the Gaussian log-likelihood is "
+              "unbounded. The estimates are the exact fit, with no sampling variance to estimate "
+              "(stderr_gn is 0, stderr NaN). Check y, or add the noise a simulation left out")
 
 
 def _with_lm_point(values, lm_params, spec, dyn):
