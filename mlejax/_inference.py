@@ -96,6 +96,46 @@ def analyse_information(info, xp=jnp) -> InfoAnalysis:
     return InfoAnalysis(inv, not_negdef, not_identified, ill, cond, null)
 
 
+class FreeStderr(NamedTuple):
+    """Standard errors by the delta method from an information on a free scale."""
+
+    stderr: Any  # a pytree like the parameters
+    cov: Any  # covariance of the flattened natural parameters
+    information: Any  # the information used (decoupled coordinates set to the identity)
+    not_negdef: Any
+    not_identified: Any
+    ill_conditioned: Any
+
+
+def stderr_from_free(xp, params, info, jac, drop=None, nan_mask=None) -> FreeStderr:
+    """Standard errors of ``params`` from the observed information ``info`` on a free
+    (unconstrained) scale and the Jacobian ``jac`` of the flattened natural parameters
+    in the free ones: ``cov = J I^-1 J'``. ``drop`` (bool, one per free coordinate):
+    coordinates decoupled from the rest and given no variance; ``nan_mask``: a pytree
+    like ``params`` of leaves whose standard error is NaN (fixed, on a bound). Written
+    once against ``xp``: numpy on the host after a single fit (the model's Hessian is
+    the only compiled part), ``jax.numpy`` inside compiled batches."""
+    if drop is not None:
+        both = drop[:, None] | drop[None, :]
+        info = xp.where(both, xp.eye(info.shape[0], dtype=info.dtype), info)
+    an = analyse_information(info, xp)
+    inv = an.inverse if drop is None else xp.where(both, 0.0, an.inverse)
+    cov = jac @ inv @ jac.T
+    var = xp.diag(cov)
+    se = unflatten_like(params, xp.where(var >= 0, xp.sqrt(xp.abs(var)), xp.nan), xp)
+    if nan_mask is not None:
+        se = jax.tree_util.tree_map(lambda s, m: xp.where(m, xp.nan, s), se, nan_mask)
+    return FreeStderr(se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned)
+
+
+def unflatten_like(params, flat, xp):
+    """``flat`` (the leaves of ``params`` raveled in ``jax.flatten_util.ravel_pytree``'s
+    order) as a pytree like ``params``, without tracing anything (numpy on the host)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    sizes = np.cumsum([0] + [int(np.size(a)) for a in leaves])
+    return treedef.unflatten([xp.reshape(flat[a:b], np.shape(leaf)) for a, b, leaf in zip(sizes[:-1], sizes[1:], leaves)])
+
+
 def pinv_information(info):
     """A pseudo-inverse of the information: the documented fallback covariance
     (``FitResult.with_cov("pinv")``) when the information is singular or indefinite.

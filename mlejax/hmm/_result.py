@@ -22,7 +22,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
-from .._inference import analyse_information
+from .._inference import stderr_from_free
 from .._jit import jit
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 from ..mixture._result import MixtureResult
@@ -109,18 +109,10 @@ def hmm_stderr(model, params, x, mask, observed, chunk):
     """Standard errors (like params), covariance of the flattened params, the
     information on the free scale (not-free coordinates decoupled), flags, boundary."""
     u, skip, bnd, info = information(model, params, x, mask, observed, chunk)
-    drop = skip[:, None] | skip[None, :]
-    info = jnp.where(drop, jnp.eye(u.shape[0], dtype=u.dtype), info)
-    an = analyse_information(info)
-    inv = jnp.where(drop, 0.0, an.inverse)
-    _, unravel = jax.flatten_util.ravel_pytree(params)
     jac = jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(_from_free(model, v, params))[0])(u)
-    cov = jac @ inv @ jac.T
-    var = jnp.diag(cov)
-    se = unravel(jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan))
     fixed = {n: (n in model.fixed) or (n in model.emission.names() and "emission" in model.fixed) for n in params}
-    se = {n: jnp.where(bnd.get(n, False) | fixed[n], jnp.nan, s) for n, s in se.items()}
-    return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned, bnd
+    nan_mask = {n: bnd.get(n, False) | fixed[n] for n in params}
+    return (*stderr_from_free(jnp, params, info, jac, drop=skip, nan_mask=nan_mask), bnd)
 
 
 # The result's methods, each one compiled program per model and data shape (run eagerly,

@@ -356,7 +356,7 @@ class Mixture:
 
     def fixed_mask(self, params):
         fixed = dict(zip(self._spec.leaf_names, (kd == FIXED for kd in self._spec.kinds)))
-        return {n: jnp.full(jnp.shape(a), fixed.get(n, False)) for n, a in params.items()}
+        return {n: np.full(np.shape(a), fixed.get(n, False)) for n, a in params.items()}
 
     def sample(self, key, params, n):
         k1, k2 = jax.random.split(key)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._inference import analyse_information, at_bound
+from .._inference import at_bound, stderr_from_free
 from .._jit import jit
 from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
@@ -63,25 +63,40 @@ def marginal_information(model, params, x, w, chunk):
     return u, -0.5 * (h + h.T)
 
 
-def mixture_stderr(model, params, x, w, *, chunk):
-    """Standard errors (a pytree like params), the covariance of the flattened
-    natural params, the information on the free scale, and its flags."""
-    u, info = marginal_information(model, params, x, w, chunk)
-    return stderr_from_information(model, params, u, info)
+def free_jacobian(model, params, u):
+    """The Jacobian of the flattened natural parameters in the free ones at ``u``."""
+    return jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(model.from_free(v, params))[0])(u)
+
+
+def _nan_mask(model, params):
+    mask = getattr(model, "fixed_mask", None)
+    return None if mask is None else mask(params)
 
 
 def stderr_from_information(model, params, u, info):
-    """:func:`mixture_stderr` from the information ``info`` on the free scale at ``u``."""
-    an = analyse_information(info)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    jac = jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(model.from_free(v, params))[0])(u)
-    cov = jac @ an.inverse @ jac.T
-    var = jnp.diag(cov)
-    se = unravel(jnp.where(var >= 0, jnp.sqrt(jnp.abs(var)), jnp.nan))
-    mask = getattr(model, "fixed_mask", None)
-    if mask is not None:
-        se = jax.tree_util.tree_map(lambda s, m: jnp.where(m, jnp.nan, s), se, mask(params))
-    return se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned
+    """Standard errors (a pytree like params), the covariance of the flattened natural
+    params, the information on the free scale and its flags, in compiled code."""
+    return tuple(stderr_from_free(jnp, params, info, free_jacobian(model, params, u),
+                                  nan_mask=_nan_mask(model, params)))
+
+
+def _free_information(static, hyper, params, x, w, chunk):
+    """What a single fit's standard errors need compiled: the model's information on the
+    free scale and the Jacobian back to the natural parameters (the analysis and the
+    delta method then run in numpy on the host: no machinery compiled per model)."""
+    model = static.with_hyper(hyper)
+    u, info = marginal_information(model, params, x, w, chunk)
+    return info, free_jacobian(model, params, u)
+
+
+_free_information_jit = jit(_free_information, static_argnums=(0, 5))
+
+
+def stderr_on_host(params, info, jac, **kw):
+    """:func:`mlejax._inference.stderr_from_free` in numpy on a single fit's compiled
+    ``info`` and ``jac``, its outputs as JAX arrays (as the compiled path gives them)."""
+    out = stderr_from_free(np, params, np.asarray(info), np.asarray(jac), **kw)
+    return jax.tree_util.tree_map(jnp.asarray, tuple(out))
 
 
 def _density(model, params, x, what):
@@ -98,10 +113,6 @@ def _density(model, params, x, what):
 
 _density_jit = jit(_density, static_argnums=(0, 3))
 
-_stderr_jit = jit(
-    lambda static, hyper, params, x, w, chunk: mixture_stderr(static.with_hyper(hyper), params, x, w, chunk=chunk),
-    static_argnums=(0, 5),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +320,8 @@ def build_result(model, out, x, w, *, tol, stderr=True, batch_item=False):
         width = model.n_components * max(1, math.prod(x.shape[1:]))
         chunk = _chunk_size(x.shape[0], nfree, width)
         w1 = jnp.ones((x.shape[0],), x.dtype) if w is None else w
-        *se_cov_info, nd, ni, ic = _stderr_jit(model.static(), model.hyper(), params, x, w1, chunk)
+        info, jac = _free_information_jit(model.static(), model.hyper(), params, x, w1, chunk)
+        *se_cov_info, nd, ni, ic = stderr_on_host(params, info, jac, nan_mask=_nan_mask(model, params))
         flags = (nd, ni, ic)
         if bool(flags[0]) or bool(flags[1]):
             warnings.warn(
