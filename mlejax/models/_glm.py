@@ -419,9 +419,11 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
 def _finish(res, extras, notes, dtype):
     """The model result; where ``notes`` say the supremum is at infinity, status
     ``DIVERGING`` with NaN standard errors (whatever the cause) and a warning naming it."""
-    b = res._spec.natural_flat(res.params)
+    if not notes:
+        return with_notes(res, extras, notes, dtype)
+    b = np.asarray(res._spec.natural_flat(res.params))
     separated = bool(extras.get("separation"))
-    return with_notes(res, extras, notes, dtype, null_vector=b / jnp.linalg.norm(b),
+    return with_notes(res, extras, notes, dtype, null_vector=jnp.asarray(b / np.linalg.norm(b)),
                       warning=PerfectSeparationWarning if separated else ConvergenceWarning)
 
 
