@@ -26,7 +26,7 @@ def test_standard_errors_match_monte_carlo():
     """The spread of the estimates over simulated datasets matches the standard
     errors from the observed information of the marginal likelihood. All datasets
     are fitted at once: EM and standard errors vmapped in one compiled function."""
-    from mlejax.mixture._result import mixture_stderr
+    from mlejax.mixture._result import marginal_information, stderr_from_information
 
     rng = np.random.default_rng(5)
     truth = {
@@ -44,7 +44,8 @@ def test_standard_errors_match_monte_carlo():
     def one(x):
         w = jnp.ones(n)
         out = _em.em_pure(model, x, w, jax.random.key(0), start, jnp.asarray(1e-10), jnp.asarray(1000))
-        se = mixture_stderr(model, out.params, x, w, chunk=n)[0]
+        u, info = marginal_information(model, out.params, x, w, n)
+        se = stderr_from_information(model, out.params, u, info)[0]
         return out.params, se, out.converged
 
     params, se, conv = jax.jit(jax.vmap(one))(jnp.asarray(xs))
