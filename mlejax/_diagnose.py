@@ -69,7 +69,32 @@ _VALUE = (
 )
 
 
+def collapse_note(res) -> str | None:
+    """Which parameters ran to within 1e-8 of their start's distance from a lower bound
+    (a scale shrinking to 0) before the fit broke: then the log-likelihood grows without
+    bound there, the usual reason a finite point is followed by a NaN/inf one. None if
+    no parameter did."""
+    low = np.asarray(res._spec.bounds_flat(res._dyn, np)[0], float)
+    end = np.asarray(res._spec.natural_flat(res.params), float)
+    start = np.concatenate([np.ravel(np.asarray(v, float)) for v in res._dyn.values])
+    if start.shape != end.shape:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shrunk = np.isfinite(low) & (end - low > 0) & (end - low <= 1e-8 * (start - low))
+    if not shrunk.any():
+        return None
+    which = ", ".join(f"{n} ({s:.3g} -> {e:.3g})" for n, s, e in zip(np.asarray(res.names)[shrunk], start[shrunk],
+                                                                      end[shrunk]))
+    return (f"{which} shrank towards its lower bound while the log-likelihood kept rising: it "
+            "grows without bound there, e.g. a scale going to 0 on data the model fits exactly "
+            "(simulated without noise) or a variance on a single point. The model is degenerate "
+            "for these data: check the data, bound the parameter away from the limit "
+            "(mj.Bounded) or add a prior (log_prior=)")
+
+
 def with_nonfinite_diagnosis(res):
     """``res`` with the cause of a ``NONFINITE`` stop in its ``diagnosis``: the
-    derivative that is not finite (:func:`nonfinite_note`), or the value itself."""
-    return dataclasses.replace(res, diagnosis=res.diagnosis + (nonfinite_note(res) or _VALUE,))
+    derivative that is not finite (:func:`nonfinite_note`), a parameter that collapsed
+    onto its bound (:func:`collapse_note`), or the value itself."""
+    note = nonfinite_note(res) or collapse_note(res) or _VALUE
+    return dataclasses.replace(res, diagnosis=res.diagnosis + (note,))

@@ -121,6 +121,27 @@ def test_row6_unrecoverable_nan_is_reported():
     assert int(res.status) == Status.NONFINITE and not bool(res.converged)
 
 
+def test_row6_a_scale_collapsing_on_noise_free_data_is_named():
+    """A user-written Normal regression on y = X b exactly: sigma runs to 0 and the
+    log-likelihood to +inf until a step gives NaN. The report names sigma's collapse
+    (not a bare "constrain the parameters"); the coefficients are the exact solution
+    (lstsq, the oracle). An ordinary NaN stop (row 6 above) gets no such note."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.ones(20), rng.normal(size=20)])
+    y = x @ np.array([1.0, 2.0])
+
+    def ll(p, d):
+        return jnp.sum(stats.norm.logpdf(d[1], d[0] @ p["b"], p["s"]))
+
+    with pytest.warns(mj.ConvergenceWarning, match=r"s \(1 -> .*\) shrank towards its lower bound"):
+        res = mj.fit(ll, {"b": jnp.zeros(2), "s": mj.Positive(1.0)}, (x, y))
+    assert int(res.status) == Status.NONFINITE
+    np.testing.assert_allclose(res.params["b"], np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-10)
+    with pytest.warns(mj.ConvergenceWarning) as seen:
+        mj.fit(lambda x, d: -(x**2) + jnp.where(x == 1.0, 0.0, jnp.nan), 1.0)
+    assert not any("shrank" in str(w.message) for w in seen)
+
+
 # rows 7 and 9 ------------------------------------------------------------------
 def test_row7_row9_iteration_limit():
     with pytest.warns(mj.ConvergenceWarning, match="iteration limit"):
