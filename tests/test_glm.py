@@ -95,6 +95,19 @@ def test_linear_model_matches_ols_on_longley():
     _close(res.params["sigma"] ** 2, s.ssr / n, "sigma^2")
 
 
+def test_normal_with_log_link_reports_the_variance_of_its_own_mean():
+    """sigma2_mle / sigma2_unbiased of a Normal GLM with a log link are the residual
+    variance about exp(X beta), as statsmodels' Gaussian GLM's scale, not about X beta."""
+    rng = np.random.default_rng(4)
+    x = np.column_stack([np.ones(200), rng.normal(size=200)])
+    y = np.exp(x @ np.array([1.0, 0.3])) + rng.normal(0, 0.5, 200)
+    res = mj.glm(y, x, "linear", link="log")
+    s = sm.GLM(y, x, family=sm.families.Gaussian(sm.families.links.Log())).fit(tol=1e-12)
+    _close(res.params["beta"], s.params, "beta")
+    _close(res.extras["sigma2_unbiased"], s.scale, "s^2 = RSS/(n-p)")
+    _close(res.extras["sigma2_mle"], float(res.params["sigma"]) ** 2, "RSS/n = sigma_hat^2")
+
+
 def test_linear_model_with_frequency_weights_matches_wls_on_repeated_rows():
     d = sm.datasets.longley.load_pandas()
     y, x = d.endog.values, sm.add_constant(d.exog.values)

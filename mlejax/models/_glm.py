@@ -225,12 +225,18 @@ def _separation_extras(sep, n, extras, notes):
         )
 
 
-def _at_infinity(res, response, link, y, x, offset, w):
+def _fitted_mean(res, link, x, offset):
+    """The fitted mean ``link^-1(X beta + offset)`` of each row."""
+    return xp_of(x).asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+
+
+def _at_infinity(res, response, link, y, x, offset, w, mu=None):
     """Why the supremum of a count or continuous GLM is at infinity, in words, or None:
     zero counts fitted by a mean running to 0, or responses fitted exactly (zero
-    residual variance: the shape of a Gamma model runs to infinity)."""
+    residual variance: the shape of a Gamma model runs to infinity, sigma's MLE of a
+    linear model is 0). ``mu``: the fitted mean, when the caller has it."""
     xp = xp_of(x)
-    mu = xp.asarray(link.inverse(jnp.asarray(x @ np.asarray(res.params["beta"]) + offset)))
+    mu = _fitted_mean(res, link, x, offset) if mu is None else mu
     if isinstance(response, (dist.Poisson, dist.NegativeBinomial)):
         k = int(((y == 0) & (w > 0) & (mu < 1e-9 * max(float(y.max()), 1.0))).sum())
         if k:
@@ -398,8 +404,10 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         res = dataclasses.replace(res, loglik=res.loglik + const)
     if columns is not None and len(columns) == x.shape[1]:
         res = dataclasses.replace(res, names=columns + res.names[len(columns):])
+    mu = None
     if isinstance(response, dist.Normal):
-        rss = float((w * (y - x @ np.asarray(res.params["beta"]) - off) ** 2).sum())
+        mu = _fitted_mean(res, lnk, x, off)  # the mean under the model's link, not X beta
+        rss = float((w * (y - mu) ** 2).sum())
         m = float(w.sum())
         p = x.shape[1]
         extras.update(
@@ -411,7 +419,7 @@ def glm(y, X=None, model="linear", *, data=None, link=None, offset=None, weights
         sep = _separation(_binary_margins(res, y, x, off), _SEPARATION_MARGIN[lnk.name])
         _separation_extras(sep, n, extras, notes)
     elif log_prior is None:
-        cause = _at_infinity(res, response, lnk, y, x, off, w)
+        cause = _at_infinity(res, response, lnk, y, x, off, w, mu)
         notes += [cause] if cause else []
     return _finish(res, extras, notes, dtype)
 
