@@ -114,7 +114,6 @@ def _density(model, params, x, what):
 _density_jit = jit(_density, static_argnums=(0, 3))
 
 
-
 @dataclasses.dataclass(frozen=True)
 class MixtureResult(Tabular):
     """The result of :func:`mlejax.em`: an immutable pytree.
