@@ -12,6 +12,7 @@ import statistics
 from typing import Any, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
@@ -126,6 +127,13 @@ def stderr_from_free(xp, params, info, jac, drop=None, nan_mask=None) -> FreeStd
     if nan_mask is not None:
         se = jax.tree_util.tree_map(lambda s, m: xp.where(m, xp.nan, s), se, nan_mask)
     return FreeStderr(se, cov, info, an.not_negdef, an.not_identified, an.ill_conditioned)
+
+
+def free_jacobian(from_free, u):
+    """The Jacobian, at the free (unconstrained) point ``u``, of the flattened natural
+    parameters ``from_free(v)`` (a pytree): the delta method's ``J`` in
+    :func:`stderr_from_free`."""
+    return jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(from_free(v))[0])(u)
 
 
 def unflatten_like(params, flat, xp):

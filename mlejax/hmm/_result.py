@@ -22,7 +22,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
-from .._inference import stderr_from_free
+from .._inference import free_jacobian, stderr_from_free
 from .._jit import jit
 from .._status import ConvergenceWarning, HessianWarning, Status, warn_if_float32
 from ..mixture._result import MixtureResult
@@ -109,7 +109,7 @@ def hmm_stderr(model, params, x, mask, observed, chunk):
     """Standard errors (like params), covariance of the flattened params, the
     information on the free scale (not-free coordinates decoupled), flags, boundary."""
     u, skip, bnd, info = information(model, params, x, mask, observed, chunk)
-    jac = jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(_from_free(model, v, params))[0])(u)
+    jac = free_jacobian(lambda v: _from_free(model, v, params), u)
     fixed = {n: (n in model.fixed) or (n in model.emission.names() and "emission" in model.fixed) for n in params}
     nan_mask = {n: bnd.get(n, False) | fixed[n] for n in params}
     return (*stderr_from_free(jnp, params, info, jac, drop=skip, nan_mask=nan_mask), bnd)

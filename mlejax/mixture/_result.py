@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .._inference import at_bound, stderr_from_free
+from .._inference import at_bound, free_jacobian, stderr_from_free
 from .._jit import jit
 from .._starts import summarise
 from .._status import ConvergenceWarning, HessianWarning, Status, message, warn_if_float32
@@ -63,11 +63,6 @@ def marginal_information(model, params, x, w, chunk):
     return u, -0.5 * (h + h.T)
 
 
-def free_jacobian(model, params, u):
-    """The Jacobian of the flattened natural parameters in the free ones at ``u``."""
-    return jax.jacobian(lambda v: jax.flatten_util.ravel_pytree(model.from_free(v, params))[0])(u)
-
-
 def _nan_mask(model, params):
     mask = getattr(model, "fixed_mask", None)
     return None if mask is None else mask(params)
@@ -76,7 +71,7 @@ def _nan_mask(model, params):
 def stderr_from_information(model, params, u, info):
     """Standard errors (a pytree like params), the covariance of the flattened natural
     params, the information on the free scale and its flags, in compiled code."""
-    return tuple(stderr_from_free(jnp, params, info, free_jacobian(model, params, u),
+    return tuple(stderr_from_free(jnp, params, info, free_jacobian(lambda v: model.from_free(v, params), u),
                                   nan_mask=_nan_mask(model, params)))
 
 
@@ -86,7 +81,7 @@ def _free_information(static, hyper, params, x, w, chunk):
     delta method then run in numpy on the host: no machinery compiled per model)."""
     model = static.with_hyper(hyper)
     u, info = marginal_information(model, params, x, w, chunk)
-    return info, free_jacobian(model, params, u)
+    return info, free_jacobian(lambda v: model.from_free(v, params), u)
 
 
 _free_information_jit = jit(_free_information, static_argnums=(0, 5))
